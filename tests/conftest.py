@@ -1,0 +1,60 @@
+"""Shared fixtures: small generated data (always) and the real PBC cells (when ../shared is present)."""
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PBC_RELEASE = REPO.parent / "shared" / "data" / "pbc_wbcbench"
+
+# Module names are unique across these folders, so one sys.path serves all tests.
+for folder in ("tools", "ingestion_program", "scoring_program", "baselines"):
+    sys.path.insert(0, str(REPO / folder))
+
+# Pristine images per split of the small demo release the tests build (each also gets a degraded twin).
+SMALL_SPLITS = {"phase2_train": 260, "phase2_eval": 80, "phase2_test": 80}
+
+
+@pytest.fixture(scope="session")
+def pbc_release():
+    """The real PBC cells laid out like the WBCBench release; skips when ../shared is absent."""
+    if not (PBC_RELEASE / "pristine").is_dir():
+        pytest.skip(f"real PBC cells not found at {PBC_RELEASE} (../shared is absent on this machine)")
+    return PBC_RELEASE
+
+
+@pytest.fixture(scope="session")
+def small_release(tmp_path_factory):
+    """A small synthetic release in the WBCBench parquet layout (pristine + degraded configs)."""
+    from make_demo_release import build_release
+
+    return build_release(tmp_path_factory.mktemp("release"), seed=0, split_sizes=SMALL_SPLITS)
+
+
+@pytest.fixture(scope="session")
+def small_bundle(small_release, tmp_path_factory):
+    """Bundle data (input_data/ and reference_data/ for eval and test) prepared from the small release."""
+    from prepare import prepare
+
+    root = tmp_path_factory.mktemp("bundle")
+    prepare(small_release, root, seed=0, demo=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_starting_kit(small_release, tmp_path_factory):
+    """A copy of the starting kit trained on the small release: a ready submission folder."""
+    folder = tmp_path_factory.mktemp("starting_kit") / "submission"
+    shutil.copytree(REPO / "starting_kit", folder, ignore=shutil.ignore_patterns("*.joblib", "__pycache__"))
+    sys.path.insert(0, str(folder))
+    try:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("starting_kit_train", folder / "train.py")
+        train = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(train)
+        train.train(small_release, folder / "classifier.joblib", seed=0)
+    finally:
+        sys.path.remove(str(folder))
+    return folder
