@@ -1,0 +1,94 @@
+"""Training augmentation: HED stain and colour jitter, D4 + affine geometry, and the noise/blur curriculum."""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+# Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows normalised below.
+RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
+HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
+DEGRADED_SEVERITIES = ("mild", "moderate", "extreme")
+
+
+def hed_jitter(image, generator, sigma=0.05, bias=0.05):
+    """Scale and shift each stain's concentration: (3, H, W) float in [0, 1] -> same, a new staining of the slide."""
+    density = -torch.log(image.clamp(min=1 / 255))  # optical density per RGB channel
+    stains = torch.einsum("chw,cs->shw", density, HED_FROM_RGB)
+    scale = 1 + (torch.rand(3, 1, 1, generator=generator) * 2 - 1) * sigma
+    shift = (torch.rand(3, 1, 1, generator=generator) * 2 - 1) * bias
+    density = torch.einsum("shw,sc->chw", stains * scale + shift, RGB_FROM_HED)
+    return torch.exp(-density).clamp(0, 1)
+
+
+def colour_jitter(image, rng, amount=0.15, hue=0.03):
+    """Brightness, contrast, saturation and hue jitter with factors drawn from `rng` (reproducible per sample)."""
+    image = F.adjust_brightness(image, float(rng.uniform(1 - amount, 1 + amount)))
+    image = F.adjust_contrast(image, float(rng.uniform(1 - amount, 1 + amount)))
+    image = F.adjust_saturation(image, float(rng.uniform(1 - amount, 1 + amount)))
+    return F.adjust_hue(image, float(rng.uniform(-hue, hue))).clamp(0, 1)
+
+
+def border_colour(image):
+    """Mean colour of the image border: the smear background, used to fill corners uncovered by the affine."""
+    edges = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
+    return edges.mean(dim=1).tolist()
+
+
+@dataclass
+class Curriculum:
+    """Noise/blur curriculum: probability and strength of a synthetic degradation, ramped linearly over epochs.
+
+    From epoch 0 to `ramp_epochs` the probability goes start_probability -> probability and the strength (the
+    `strength` argument of tools/degrade.py, scaling its magnitudes) start_strength -> 1; constant afterwards.
+    Disabled: no synthetic degradation at all (the release's own degraded rows are still used).
+    """
+
+    enabled: bool = True
+    ramp_epochs: int = 10
+    start_probability: float = 0.1
+    probability: float = 0.6
+    start_strength: float = 0.25
+
+    def at(self, epoch):
+        """(probability, strength) for this epoch (0-based)."""
+        if not self.enabled:
+            return 0.0, 0.0
+        progress = min(1.0, epoch / max(1, self.ramp_epochs))
+        return (self.start_probability + (self.probability - self.start_probability) * progress,
+                self.start_strength + (1 - self.start_strength) * progress)
+
+
+class TrainAugment:
+    """PIL cell image -> augmented float tensor (3, H, W) in [0, 1] at the member's input size.
+
+    Noise and blur (tools/degrade.py) are applied at full resolution, as in the release, then the image is resized
+    exactly as model.py resizes it; stain (HED) and colour jitter follow at the small size (they act per pixel, and
+    the full-resolution version cost ~100 ms per image), then geometry: any D4 view, since a cell has no
+    orientation, and a small affine.
+    """
+
+    def __init__(self, input_size, interpolation, to_array):
+        self.input_size, self.interpolation, self.to_array = input_size, interpolation, to_array
+
+    def __call__(self, image, seed, probability, strength):
+        import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
+
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        if rng.random() < probability:
+            severity = DEGRADED_SEVERITIES[rng.integers(len(DEGRADED_SEVERITIES))]
+            image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
+        tensor = torch.from_numpy(self.to_array(image, self.input_size, self.interpolation)).permute(2, 0, 1)
+        tensor = colour_jitter(hed_jitter(F.to_dtype(tensor, torch.float32, scale=True), generator), rng)
+        tensor = torch.rot90(tensor, int(rng.integers(4)), dims=(1, 2))
+        if rng.random() < 0.5:
+            tensor = torch.flip(tensor, dims=(2,))
+        angle = float(rng.uniform(-15, 15))
+        translate = [float(v) for v in rng.uniform(-0.05, 0.05, 2) * tensor.shape[-1]]
+        scale = float(math.exp(rng.uniform(-0.1, 0.1)))
+        return F.affine(tensor, angle=angle, translate=translate, scale=scale, shear=[0.0, 0.0],
+                        interpolation=v2.InterpolationMode.BILINEAR, fill=border_colour(tensor))

@@ -1,0 +1,70 @@
+"""Put the shared model.py into a baseline folder and zip the folder as a CodaBench submission.
+
+    python baselines/pack_baseline.py resnet50 ensemble --out dist   # -> dist/<name>_submission.zip
+"""
+import argparse
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+BASELINES_DIR = Path(__file__).resolve().parent
+MODEL_SOURCE = BASELINES_DIR / "baseline_model.py"
+STATIC_FILES = ("requirements.txt", "metadata")  # committed in each baseline folder
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed date: the same folder always gives the same zip
+
+
+def install_submission_files(folder, baseline):
+    """Copy baselines/baseline_model.py to <folder>/model.py (one source for every baseline, no drift), and the
+    baseline's committed requirements.txt and metadata when the folder is not baselines/<baseline> itself."""
+    folder = Path(folder)
+    sources = {"model.py": MODEL_SOURCE, **{name: BASELINES_DIR / baseline / name for name in STATIC_FILES}}
+    for name, source in sources.items():
+        target = folder / name
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+
+
+def submission_files(folder):
+    """The files that make the submission (relative names), checked present; the card lists the weights."""
+    sys.path.insert(0, str(BASELINES_DIR))
+    from baseline_model import CARD_NAME, read_card
+
+    folder = Path(folder)
+    card = read_card(folder)  # explains how to build a missing card
+    install_submission_files(folder, card.get("baseline", folder.name))
+    names = ["model.py", *STATIC_FILES, CARD_NAME, *(member["weights"] for member in card["members"])]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: missing {missing}; rebuild with `{card.get('make_command', 'make')}`")
+    return names
+
+
+def pack_submission(folder, zip_path):
+    """Zip the baseline folder with model.py, its card and weights at the zip root; returns the zip path."""
+    folder, zip_path = Path(folder), Path(zip_path)
+    names = submission_files(folder)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = zip_path.with_suffix(".zip.partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".safetensors") else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (folder / name).read_bytes())
+    partial.replace(zip_path)
+    return zip_path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("baselines", nargs="+", help="baseline folder names under baselines/ (resnet50, ensemble)")
+    parser.add_argument("--out", type=Path, default=BASELINES_DIR.parent / "dist", help="folder for the zips")
+    args = parser.parse_args(argv)
+    for name in args.baselines:
+        path = pack_submission(BASELINES_DIR / name, args.out / f"{name}_submission.zip")
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+"""Train a WBCBench baseline (ResNet-50, or the Swin + ConvNeXt V2 + ResNet-50 ensemble) and write its submission folder.
+
+    python baselines/train_baseline.py RELEASE --baseline resnet50 --profile cpu-quick
+    torchrun --nproc_per_node 4 baselines/train_baseline.py RELEASE --baseline ensemble --profile gpu
+
+Each member network is trained on the release's phase2_train (pristine + degraded rows), validated every epoch on
+phase2_eval (pristine and degraded, macro-F1 per severity), and its best epoch by degraded macro-F1 is kept. The
+submission folder gets model.py (baselines/baseline_model.py), the members' weights and card.json; the run folder
+(baselines/runs/<name>/) gets the per-epoch history and a training-curve PNG.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from sklearn.metrics import f1_score
+from tqdm import tqdm
+
+BASELINES_DIR = Path(__file__).resolve().parent
+REPO = BASELINES_DIR.parent
+sys.path.insert(0, str(REPO / "tools"))  # tools/: the release reader and the project's degradations
+
+import baseline_model  # noqa: E402  (the submissions' model.py: same resize, same networks)
+from augment import Curriculum, TrainAugment  # noqa: E402
+from pack_baseline import install_submission_files  # noqa: E402
+from release_data import SEVERITIES, decode, limit_rows, training_rows, validation_sets  # noqa: E402
+
+CLASSES = baseline_model.CLASSES
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Member:
+    """One network of a baseline: timm architecture, create_model arguments, and its input size."""
+
+    architecture: str
+    input_size: int
+    model_kwargs: dict = field(default_factory=dict)
+    learning_rate: float = 1e-3
+
+
+@dataclass
+class Profile:
+    """Training settings shared by the members of a baseline."""
+
+    epochs: int
+    batch_size: int
+    tta: str
+    workers: int
+    ramp_epochs: int
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    balance_power: float = 0.5  # sampling weight = class count ** -power (1 = fully balanced)
+    warmup_epochs: float = 1.0
+    threads: int | None = None  # intra-op CPU threads of the training process (None: torch's default)
+
+
+PROFILES = {
+    "gpu": Profile(epochs=30, batch_size=64, tta="d4", workers=8, ramp_epochs=10),
+    # One compute thread and one data worker fill two cores; on an oversubscribed machine a second OpenMP thread
+    # made each step 3-4x slower (measured: ResNet-50, 64 px, batch 32: 7.5 s with 1 thread, 24-29 s with 2).
+    "cpu-quick": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=2, threads=1),
+}
+# Swin fixes its input size (and so its attention windows) when it is built: both go in model_kwargs.
+BASELINES = {
+    "resnet50": {
+        "gpu": [Member("resnet50", 224, learning_rate=1e-3)],
+        "cpu-quick": [Member("resnet50", 64, learning_rate=2e-3)],
+    },
+    "ensemble": {
+        "gpu": [Member("swin_tiny_patch4_window7_224", 224, learning_rate=2e-4),
+                Member("convnextv2_tiny", 224, learning_rate=4e-4),
+                Member("resnet50", 224, learning_rate=1e-3)],
+        # Smaller members of the same three families, so the ensemble trains in about one ResNet-50's time.
+        "cpu-quick": [Member("swin_tiny_patch4_window7_224", 64, {"img_size": 64, "window_size": 4}, 1e-3),
+                      Member("convnextv2_atto", 64, learning_rate=2e-3),
+                      Member("resnet18", 64, learning_rate=2e-3)],
+    },
+}
+
+
+@dataclass
+class RunOptions:
+    """What a run trains on and how; tests shrink it (limits, steps, input size)."""
+
+    release: Path
+    baseline: str = "resnet50"
+    profile: str = "cpu-quick"
+    out: Path | None = None
+    runs_dir: Path = BASELINES_DIR / "runs"
+    curriculum: bool = True
+    pretrained: str = "auto"  # auto | on | off
+    seed: int = 0
+    epochs: int | None = None
+    input_size: int | None = None
+    limit_train: int | None = None  # images per split, for tests and smoke runs
+    limit_eval: int | None = None
+    max_steps: int | None = None  # optimizer steps per epoch
+    workers: int | None = None
+    threads: int | None = None  # CPU threads (default: the profile's)
+    evaluate: bool = True  # evaluate the finished submission through its model.py (with TTA)
+
+
+# ---------------------------------------------------------------- distributed (torchrun) ----------------------
+def distributed_setup():
+    """(rank, world size, device); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+class WeightedDistributedSampler(torch.utils.data.Sampler):
+    """Class-weighted sampling with replacement, split across DDP ranks.
+
+    Every rank draws the same epoch's indices from a generator seeded by (seed, epoch) and keeps every
+    world-th one, so ranks see disjoint slices of one weighted draw (what DistributedSampler does for uniform data).
+    """
+
+    def __init__(self, weights, num_samples, rank=0, world=1, seed=0):
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        self.num_samples, self.rank, self.world, self.seed, self.epoch = num_samples, rank, world, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 10007 + self.epoch)
+        indices = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
+        return iter(indices[self.rank::self.world].tolist())
+
+    def __len__(self):
+        return len(range(self.rank, self.num_samples, self.world))
+
+
+def class_weights(labels, power):
+    """Per-sample weight count(label) ** -power: power 1 balances classes, 0 keeps the natural frequencies."""
+    values, counts = np.unique(labels, return_counts=True)
+    per_class = dict(zip(values, counts.astype(float) ** -power))
+    return np.array([per_class[label] for label in labels])
+
+
+# ---------------------------------------------------------------- data -------------------------------------------
+class TrainingSet(torch.utils.data.Dataset):
+    """Release rows -> (augmented tensor, class index); the curriculum's stage is set per epoch."""
+
+    def __init__(self, rows, augment, seed):
+        self.images = list(rows["image_bytes"])
+        self.targets = [CLASSES.index(label) for label in rows["label"]]
+        self.augment, self.seed = augment, seed
+        self.epoch, self.probability, self.strength = 0, 0.0, 0.0
+
+    def set_stage(self, epoch, probability, strength):
+        self.epoch, self.probability, self.strength = epoch, probability, strength
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index  # a fresh, reproducible draw per view
+        tensor = self.augment(decode(self.images[index]), seed % 2**63, self.probability, self.strength)
+        return tensor, self.targets[index]
+
+
+def validation_tensors(rows, member):
+    """Validation images resized once (uint8, N x 3 x H x W) exactly as model.py resizes them."""
+    arrays = [baseline_model.image_to_array(decode(data), (member.input_size,) * 2, "bicubic")
+              for data in tqdm(rows["image_bytes"], desc="resize validation", leave=False, disable=None)]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+
+
+# ---------------------------------------------------------------- metrics ----------------------------------------
+def macro_f1(labels, predictions):
+    """Macro-F1 over the classes present in `labels` (the challenge's rule); None for an empty subset."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.size == 0:
+        return None
+    return float(f1_score(labels, predictions, labels=np.unique(labels), average="macro", zero_division=0))
+
+
+def severity_scores(pristine_labels, pristine_predictions, degraded_labels, degraded_predictions, severities):
+    """The leaderboard's macro-F1 figures: pristine set, degraded set, and each severity inside the degraded set."""
+    severities = np.asarray(severities)
+    scores = {"pristine_macro_f1": macro_f1(pristine_labels, pristine_predictions),
+              "degraded_macro_f1": macro_f1(degraded_labels, degraded_predictions)}
+    for severity in SEVERITIES:
+        mask = severities == severity
+        scores[f"severity_{severity}_macro_f1"] = macro_f1(np.asarray(degraded_labels)[mask],
+                                                           np.asarray(degraded_predictions)[mask])
+    return scores
+
+
+# ---------------------------------------------------------------- networks ---------------------------------------
+def hub_reachable(timeout=5.0):
+    """Whether huggingface.co answers on 443 (checked first, so an offline machine fails fast, not after retries)."""
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True, ""
+    except OSError as error:
+        return False, f"huggingface.co unreachable ({error})"
+
+
+def create_network(member, pretrained):
+    """(network, used ImageNet weights?) following --pretrained auto|on|off."""
+    import timm
+
+    card_member = {"architecture": member.architecture, "model_kwargs": member.model_kwargs}
+    if pretrained == "off":
+        return baseline_model.build_network(card_member), False
+    reachable, reason = hub_reachable()
+    if reachable:
+        try:
+            return timm.create_model(member.architecture, pretrained=True, num_classes=len(CLASSES),
+                                     **member.model_kwargs), True
+        except Exception as error:  # timm/hub raise many types (HTTP, missing file, offline mode)
+            reason = f"{type(error).__name__}: {error}"
+    if pretrained == "on":
+        raise RuntimeError(f"--pretrained on: could not load ImageNet weights for {member.architecture}: {reason}")
+    warnings.warn(f"ImageNet-pretrained weights for {member.architecture} not available ({reason}); training from "
+                  "random initialisation, expect a much weaker baseline. Use --pretrained off to silence this.",
+                  stacklevel=2)
+    return baseline_model.build_network(card_member), False
+
+
+def git_commit():
+    """The repository's commit (with '-dirty' for local changes), or 'unknown' outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+        return commit + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------- training ---------------------------------------
+@torch.inference_mode()
+def predict_classes(network, images, normalise, device, batch_size, amp):
+    """Arg-max class name per image (no TTA: the per-epoch check; the final evaluation goes through model.py)."""
+    network.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = normalise(images[start:start + batch_size].to(device).float().div_(255))
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            out.append(network(batch).argmax(1).cpu())
+    return np.asarray(CLASSES)[torch.cat(out).numpy()]
+
+
+def train_member(member, profile, options, train_rows, validation, run_dir, rank, world, device):
+    """Train one member; returns (best state dict, history, used pretrained weights). Rank 0 writes the run folder."""
+    torch.manual_seed(options.seed)
+    amp = device.type == "cuda"
+    network, pretrained = create_network(member, options.pretrained)
+    network.to(device)
+    if amp:
+        network.to(memory_format=torch.channels_last)
+    model = torch.nn.parallel.DistributedDataParallel(network) if world > 1 else network
+
+    augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array)
+    dataset = TrainingSet(train_rows, augment, options.seed)
+    weights = class_weights(train_rows["label"].to_numpy(), profile.balance_power)
+    sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, options.seed)
+    workers = profile.workers if options.workers is None else options.workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=profile.batch_size // world, sampler=sampler,
+                                         num_workers=workers, pin_memory=amp, drop_last=True,
+                                         persistent_workers=False)
+    epochs = options.epochs or profile.epochs
+    steps_per_epoch = min(len(loader), options.max_steps or len(loader))
+    optimizer = torch.optim.AdamW(network.parameters(), lr=member.learning_rate, weight_decay=profile.weight_decay)
+    total_steps = max(1, epochs * steps_per_epoch)
+    warmup = max(1, int(profile.warmup_epochs * steps_per_epoch)) if epochs > 1 else 1
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (
+        1 + np.cos(np.pi * min(1.0, step / total_steps))))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    loss_function = torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing)
+    curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def normalise(batch):
+        batch = (batch - mean) / std
+        return batch.contiguous(memory_format=torch.channels_last) if amp else batch
+
+    history, best_state, best_score = [], None, -1.0
+    for epoch in range(epochs):
+        probability, strength = curriculum.at(epoch)
+        dataset.set_stage(epoch, probability, strength)
+        sampler.set_epoch(epoch)
+        model.train()
+        started, losses = time.time(), []
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"{member.architecture} epoch {epoch + 1}/{epochs}",
+                   disable=rank != 0, mininterval=1 if sys.stderr.isatty() else 60)
+        for step, (images, targets) in enumerate(bar):
+            if step >= steps_per_epoch:
+                break
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                loss = loss_function(model(normalise(images)), targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+        bar.close()
+        if rank == 0:
+            pristine, degraded = validation
+            predicted_pristine = predict_classes(network, pristine["images"], normalise, device, 128, amp)
+            predicted_degraded = predict_classes(network, degraded["images"], normalise, device, 128, amp)
+            scores = severity_scores(pristine["labels"], predicted_pristine, degraded["labels"],
+                                     predicted_degraded, degraded["severities"])
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.time() - started,
+                      "degradation_probability": probability, "degradation_strength": strength,
+                      "learning_rate": schedule.get_last_lr()[0], **scores}
+            history.append(record)
+            print(json.dumps(record), file=sys.stderr, flush=True)
+            if scores["degraded_macro_f1"] > best_score:
+                best_score = scores["degraded_macro_f1"]
+                best_state = {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.detach().cpu().clone()
+                              for k, v in network.state_dict().items()}
+            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+            plot_history(history, run_dir / "training_curve.png", member.architecture)
+        if world > 1:
+            dist.barrier()
+    return best_state, history, pretrained
+
+
+def plot_history(history, path, title):
+    """Training loss and validation macro-F1 (pristine, degraded, each severity) per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [record["epoch"] for record in history]
+    figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [record["train_loss"] for record in history], marker="o")
+    loss_axis.set(xlabel="epoch", ylabel="training loss", title=title)
+    for key, style in [("pristine_macro_f1", "-o"), ("degraded_macro_f1", "-s")] + [
+            (f"severity_{severity}_macro_f1", ":") for severity in SEVERITIES]:
+        values = [np.nan if record[key] is None else record[key] for record in history]
+        score_axis.plot(epochs, values, style, label=key.replace("_macro_f1", ""))
+    score_axis.set(xlabel="epoch", ylabel="validation macro-F1", ylim=(0, 1), title="phase2_eval")
+    score_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def member_entry(member, weights_name, history, pretrained, profile, options, train_rows):
+    """The card's description of one trained member: what model.py needs, then how it was made."""
+    best = max(history, key=lambda record: record["degraded_macro_f1"])
+    return {
+        "architecture": member.architecture, "model_kwargs": member.model_kwargs, "weights": weights_name,
+        "input_size": [3, member.input_size, member.input_size], "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD), "interpolation": "bicubic",
+        "training": {"imagenet_pretrained": pretrained, "epochs": len(history), "best_epoch": best["epoch"],
+                     "learning_rate": member.learning_rate, "batch_size": profile.batch_size,
+                     "train_images": len(train_rows), "validation": best, "history": history},
+    }
+
+
+def train_baseline(options):
+    """Train every member of options.baseline and write the submission folder; returns the card (rank 0)."""
+    rank, world, device = distributed_setup()
+    profile = PROFILES[options.profile]
+    threads = options.threads or profile.threads
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    members = [dataclasses.replace(member, input_size=options.input_size,
+                                   model_kwargs={**member.model_kwargs, **(
+                                       {"img_size": options.input_size} if "img_size" in member.model_kwargs else {})})
+               if options.input_size else member for member in BASELINES[options.baseline][options.profile]]
+    out = Path(options.out or BASELINES_DIR / options.baseline)
+    run_name = f"{options.baseline}-{options.profile}-curriculum_{'on' if options.curriculum else 'off'}"
+    started = time.time()
+
+    train_rows = limit_rows(training_rows(options.release), options.limit_train, options.seed)
+    pristine_rows, degraded_rows, degraded_source = validation_sets(options.release, seed=options.seed,
+                                                                    limit=options.limit_eval)
+
+    card_members, histories = [], {}
+    for member in members:
+        run_dir = Path(options.runs_dir) / run_name / member.architecture
+        if rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        validation = None
+        if rank == 0:
+            validation = tuple({"images": validation_tensors(rows, member), "labels": rows["label"].to_numpy(),
+                                "severities": rows["severity"].to_numpy()} for rows in (pristine_rows, degraded_rows))
+        state, history, pretrained = train_member(member, profile, options, train_rows, validation, run_dir,
+                                                  rank, world, device)
+        if rank == 0:
+            weights_name = f"weights_{member.architecture}.safetensors"
+            out.mkdir(parents=True, exist_ok=True)
+            save_file(state, out / weights_name)
+            card_members.append(member_entry(member, weights_name, history, pretrained, profile, options,
+                                             train_rows))
+    if rank != 0:
+        return None
+    card = {
+        "baseline": options.baseline, "classes": list(CLASSES), "tta": profile.tta, "members": card_members,
+        "make_command": f"make {options.baseline}",
+        "recipe": {"profile": options.profile, "curriculum": options.curriculum, "seed": options.seed,
+                   "release": str(Path(options.release).resolve()), "train_split": "phase2_train",
+                   "validation_split": "phase2_eval", "validation_degraded": degraded_source,
+                   "limit_train": options.limit_train, "limit_eval": options.limit_eval,
+                   "max_steps": options.max_steps, "world_size": world, "device": str(device),
+                   "git_commit": git_commit(), "run_dir": str(Path(options.runs_dir) / run_name)},
+        "training_seconds": round(time.time() - started, 1),
+    }
+    (out / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
+    install_submission_files(out, options.baseline)
+    if options.evaluate:
+        card["evaluation"] = evaluate_submission(out, pristine_rows, degraded_rows)
+        card["total_seconds"] = round(time.time() - started, 1)
+        (out / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
+    return card
+
+
+def load_submission(folder):
+    """The folder's model.py loaded by path (as the ingestion program does) and its Model loaded."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"submission_{abs(hash(str(folder)))}", Path(folder) / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Model()
+    model.load()
+    return model
+
+
+def evaluate_submission(folder, pristine_rows, degraded_rows, batch_size=64):
+    """Macro-F1 figures of the finished submission (its model.py, with its TTA) on the validation sets."""
+    model = load_submission(folder)
+    started, count = time.time(), 0
+    predictions = {}
+    for name, rows in (("pristine", pristine_rows), ("degraded", degraded_rows)):
+        out = []
+        for start in tqdm(range(0, len(rows), batch_size), desc=f"evaluate {name}", leave=False, disable=None):
+            images = [decode(data) for data in rows["image_bytes"].iloc[start:start + batch_size]]
+            out.extend(CLASSES[int(np.argmax(p))] for p in model.predict_batch(images))
+        predictions[name] = out
+        count += len(rows)
+    scores = severity_scores(pristine_rows["label"], predictions["pristine"], degraded_rows["label"],
+                             predictions["degraded"], degraded_rows["severity"])
+    return {**scores, "tta": model.card["tta"], "images": count,
+            "images_per_second": round(count / (time.time() - started), 2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("release", type=Path, help="WBCBench release folder (pristine/, degraded/, metadata/)")
+    parser.add_argument("--baseline", choices=sorted(BASELINES), default="resnet50")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu-quick")
+    parser.add_argument("--out", type=Path, help="submission folder to write (default baselines/<baseline>)")
+    parser.add_argument("--runs-dir", type=Path, default=BASELINES_DIR / "runs", help="history and curves")
+    parser.add_argument("--curriculum", choices=("on", "off"), default="on",
+                        help="ramp synthetic noise/blur over epochs (off: none)")
+    parser.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto",
+                        help="ImageNet weights from the hub: auto tries and falls back to random init")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
+    parser.add_argument("--input-size", type=int, help="override every member's input size (pixels)")
+    parser.add_argument("--limit-train", type=int, help="train on at most this many images")
+    parser.add_argument("--limit-eval", type=int, help="validate on at most this many images per set")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps per epoch at most")
+    parser.add_argument("--workers", type=int, help="data-loading processes (default: the profile's)")
+    parser.add_argument("--threads", type=int, help="CPU compute threads (default: the profile's)")
+    parser.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                        help="skip the final evaluation of the submission through its model.py")
+    args = parser.parse_args(argv)
+    card = train_baseline(RunOptions(**{**vars(args), "curriculum": args.curriculum == "on"}))
+    if card and "evaluation" in card:
+        print(json.dumps({"submission": str(args.out or BASELINES_DIR / args.baseline), **card["evaluation"]}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

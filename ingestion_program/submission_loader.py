@@ -1,0 +1,127 @@
+"""Finds a submission's model.py, imports it by path, and builds a loaded Model, with a clear message on failure."""
+import importlib.util
+import sys
+import traceback
+import zipfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+MODULE_NAME = "wbc_submission_model"
+PROGRAM_DIR = Path(__file__).resolve().parent
+# Import names whose package is named differently, for the "add it to requirements.txt" hint.
+PACKAGE_OF_MODULE = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "skimage": "scikit-image",
+                     "PIL": "pillow", "yaml": "pyyaml", "google.protobuf": "protobuf"}
+
+
+class SubmissionError(Exception):
+    """The submission cannot be run; `traceback` holds the tail of the participant's traceback, if any."""
+
+    def __init__(self, message, traceback_tail=None):
+        super().__init__(message)
+        self.traceback = traceback_tail
+
+
+def unpack_zip(zip_path, into):
+    """Local convenience: a submission given as a zip is unpacked into `into` first."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(into)  # zipfile drops absolute paths and '..' components
+    except zipfile.BadZipFile as exc:
+        raise SubmissionError(f"the submission {zip_path} is not a valid zip file ({exc})") from None
+    return Path(into)
+
+
+def find_model_dir(submission_dir):
+    """(folder holding model.py, note or None); one enclosing folder (a zipped folder) is accepted and noted."""
+    submission_dir = Path(submission_dir)
+    if not submission_dir.is_dir():
+        raise SubmissionError(f"submission folder not found: {submission_dir}")
+    if (submission_dir / "model.py").is_file():
+        return submission_dir, None
+    below = [d for d in sorted(submission_dir.iterdir())
+             if d.is_dir() and d.name != "__MACOSX" and not d.name.startswith(".") and (d / "model.py").is_file()]
+    if len(below) == 1:
+        return below[0], (f"model.py found one level down, in {below[0].name}/ (the zip has an enclosing folder); "
+                          "using that folder as the submission")
+    if below:
+        raise SubmissionError("no model.py at the top of the submission, and several one level down ("
+                              + ", ".join(f"{d.name}/model.py" for d in below)
+                              + "); zip the files of one submission, without an enclosing folder")
+    found = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in submission_dir.iterdir())[:10]) or "nothing"
+    raise SubmissionError(f"no model.py in the submission (looked at the top and one folder down; found: {found}); "
+                          "put model.py at the top of your zip")
+
+
+def import_model_module(model_path, requirements=()):
+    """Import model.py by path under a private module name (its folder must already be on sys.path)."""
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, model_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        sys.modules.pop(MODULE_NAME, None)
+        if exc.name is None or (Path(model_path).parent / exc.name.split(".")[0]).exists():
+            raise _failure("importing model.py raised", exc) from None
+        raise SubmissionError(_missing_package_message(exc.name, requirements), _tail(exc)) from None
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(MODULE_NAME, None)
+        raise _failure("importing model.py raised", exc) from None
+    return module
+
+
+def build_model(module):
+    """Model() then load(); returns the instance and warnings (a missing load() is not fatal)."""
+    model_class = getattr(module, "Model", None)
+    if model_class is None:
+        classes = sorted(name for name, value in vars(module).items() if isinstance(value, type)
+                         and value.__module__ == MODULE_NAME)
+        raise SubmissionError("model.py defines no class named Model"
+                              + (f" (classes found: {', '.join(classes)})" if classes else ""))
+    if not callable(model_class):
+        raise SubmissionError(f"Model in model.py is a {type(model_class).__name__}, not a class")
+    try:
+        model = model_class()
+    except (Exception, SystemExit) as exc:
+        raise _failure("Model() raised", exc) from None
+    if not callable(getattr(model, "predict", None)) and not callable(getattr(model, "predict_batch", None)):
+        raise SubmissionError("Model has neither predict(image) nor predict_batch(images)")
+    warnings = []
+    if callable(getattr(model, "load", None)):
+        try:
+            model.load()
+        except (Exception, SystemExit) as exc:
+            raise _failure("Model.load() raised", exc) from None
+    else:
+        warnings.append("Model has no load() method; nothing was loaded before predicting")
+    return model, warnings
+
+
+def describe_exception(exc):
+    """'ValueError: message (model.py:12)': the exception and the last frame in the submission's own code."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen") and Path(f.filename).resolve().parent != PROGRAM_DIR]
+    if frames:
+        text += f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return text
+
+
+def _missing_package_message(module_name, requirements):
+    top = module_name.split(".")[0]
+    package = PACKAGE_OF_MODULE.get(module_name, PACKAGE_OF_MODULE.get(top, top))
+    message = (f"model.py imports '{module_name}', which is not installed here (package '{package}'): "
+               f"add '{package}' to your submission's requirements.txt, or include the module in your submission")
+    listed = [e for e in requirements if e.get("name") == canonicalize_name(package)]
+    if listed:
+        message += f" (requirements.txt lists it: {listed[0]['status']}, {listed[0]['detail']})"
+    return message
+
+
+def _failure(what, exc):
+    return SubmissionError(f"{what} {describe_exception(exc)}", _tail(exc))
+
+
+def _tail(exc, lines=20):
+    return "".join(traceback.format_exception(exc)[-lines:])

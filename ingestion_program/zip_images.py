@@ -1,0 +1,122 @@
+"""Lists the test images inside an input zip and decodes them to RGB, ahead of the model, in a thread pool."""
+import io
+import threading
+import zipfile
+from collections import deque
+from itertools import islice
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class InputDataError(Exception):
+    """The organizer's input data is unusable (missing, not a zip, empty, duplicate image ids)."""
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    set_name: str
+    image_id: str
+    member: str  # the entry's name inside the zip
+
+
+def list_images(zip_path, set_name):
+    """Entries sorted by image id (the file stem); skips folders, `__MACOSX/` and dotfiles.
+
+    Every other entry is treated as an image, so a file that is not one becomes a recorded per-image
+    error instead of disappearing. Subfolders are allowed; two entries with the same stem are an error.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise InputDataError(f"input zip not found: {zip_path}")
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise InputDataError(f"{zip_path} is not a valid zip file ({exc})") from None
+    members_by_id = {}
+    for name in names:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if name.endswith(("/", "\\")) or path.parts[0] == "__MACOSX" or any(p.startswith(".") for p in path.parts):
+            continue
+        members_by_id.setdefault(path.stem, []).append(name)
+    if not members_by_id:
+        raise InputDataError(f"{zip_path} contains no images")
+    duplicates = {image_id: members for image_id, members in members_by_id.items() if len(members) > 1}
+    if duplicates:
+        shown = "; ".join(f"{image_id}: {', '.join(sorted(members))}" for image_id, members in sorted(duplicates.items())[:10])
+        raise InputDataError(f"{zip_path} has {len(duplicates)} duplicate image ids (ids are file names without "
+                             f"extension and folder): {shown}")
+    return [ImageEntry(set_name, image_id, members[0]) for image_id, members in sorted(members_by_id.items())]
+
+
+def to_rgb(image):
+    """RGB version of any PIL image; 16-bit and 32-bit grey levels are scaled to 8 bits, alpha is dropped."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        grey = np.asarray(image, dtype=np.float64)
+        if image.mode in SIXTEEN_BIT_MODES or grey.max(initial=0) > 255:
+            grey = grey / 257.0  # 65535 -> 255
+        return Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(data):
+    """Decode image bytes fully (a truncated JPEG raises here, not later inside the model)."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return to_rgb(image)
+
+
+class ZipReader:
+    """One zip handle per thread, so pool threads read members at the same time without sharing a file position."""
+
+    def __init__(self, zip_path):
+        self.zip_path = Path(zip_path)
+        self._local = threading.local()
+        self._handles = []
+        self._lock = threading.Lock()
+
+    def read(self, member):
+        archive = getattr(self._local, "archive", None)
+        if archive is None:
+            archive = self._local.archive = zipfile.ZipFile(self.zip_path)
+            with self._lock:
+                self._handles.append(archive)
+        return archive.read(member)
+
+    def close(self):
+        with self._lock:
+            for archive in self._handles:
+                archive.close()
+            self._handles.clear()
+
+
+def decode_chunk(reader, entries):
+    """[(entry, image, None) or (entry, None, error message)] for consecutive entries."""
+    decoded = []
+    for entry in entries:
+        try:
+            decoded.append((entry, decode(reader.read(entry.member)), None))
+        except UnidentifiedImageError:  # its message holds a memory address, useless to a participant
+            decoded.append((entry, None, f"unreadable image {entry.member}: not an image format Pillow can read"))
+        except Exception as exc:  # any decoder failure is this image's error, never the run's
+            decoded.append((entry, None, f"unreadable image {entry.member}: {type(exc).__name__}: {exc}"))
+    return decoded
+
+
+def decoded_batches(reader, entries, batch_size, pool, depth):
+    """Yield decoded batches in order while the pool keeps up to `depth` further batches decoding."""
+    chunks = iter([entries[i:i + batch_size] for i in range(0, len(entries), batch_size)])
+    pending = deque(pool.submit(decode_chunk, reader, chunk) for chunk in islice(chunks, depth))
+    while pending:
+        batch = pending.popleft().result()
+        following = next(chunks, None)
+        if following is not None:
+            pending.append(pool.submit(decode_chunk, reader, following))
+        yield batch

@@ -1,0 +1,191 @@
+"""Render detailed_results.html: one self-contained page (inline CSS, base64 PNG figures) with stable ids.
+
+Stable hooks for tests and readers: table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
+section#robustness (table#robustness-drops, table#paired-flips, tr[data-severity]),
+section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
+p#calibration-absent), section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
+Numeric cells carry their full-precision value in data-value.
+"""
+import base64
+import html
+import io
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from label_space import CLASSES, PREDICTED_NAMES, SEVERITIES
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}
+table{border-collapse:collapse;margin:.5em 0 1.2em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#f2f2f2}td.name,th.name{text-align:left}
+table.confusion-matrix td{min-width:2.2em}
+p.note{color:#555;font-size:.9em}
+"""
+
+TITLES = {
+    "pristine": "Pristine set",
+    "degraded": "Degraded set (all severities)",
+    **{f"severity_{s}": f"Degraded set, severity {s}" for s in SEVERITIES},
+}
+
+
+def render(scores: dict[str, float], details: dict, title: str = "WBCBench detailed results") -> str:
+    """The whole page as a string; `details` comes from leaderboard_scores.analyse."""
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        _leaderboard(scores, details),
+        _robustness(details),
+        _calibration(details),
+        *(_subset(subset) for subset in details["subsets"]),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _num(value: float, css_class: str, digits: int = 4) -> str:
+    text = "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return f"<td class='{css_class}' data-value='{value!r}'>{text}</td>"
+
+
+def _png(fig: Figure, element_id: str, alt: str) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img id='{element_id}' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _leaderboard(scores: dict[str, float], details: dict) -> str:
+    rows = []
+    for key, value in scores.items():
+        low, high = details["intervals"].get(key, (float("nan"), float("nan")))
+        rows.append(f"<tr data-key='{key}'><td class='name'>{key}</td>{_num(value, 'value')}"
+                    f"{_num(low, 'ci-low')}{_num(high, 'ci-high')}</tr>")
+    normalised = details["normalised_labels"]
+    return (
+        "<section id='leaderboard-section'><h2>Leaderboard figures with 95% bootstrap intervals</h2>"
+        "<table id='leaderboard'><tr><th class='name'>score</th><th>value</th><th>95% low</th><th>95% high</th></tr>"
+        + "".join(rows) + "</table>"
+        f"<p class='note'>Percentile intervals from {details['n_boot']} bootstrap replicates (seed {details['seed']}) "
+        "resampling images with replacement within each reference class, so every class keeps its count. "
+        "images_per_second is a measurement of this run, not a sample, and has no interval. "
+        "Macro averages run over the classes present in the reference of the subset scored."
+        + (f" {normalised} prediction row(s) had their label or set normalised (case or spaces)." if normalised else "")
+        + (f" {details['unpredicted']} image(s) whose predict() failed (listed in run_report.json) are scored as "
+           "wrong ('no prediction')." if details["unpredicted"] else "")
+        + "</p></section>"
+    )
+
+
+def _robustness(details: dict) -> str:
+    drop_rows = "".join(
+        f"<tr data-severity='{d['severity']}'><td class='name'>{d['severity']}</td>{_num(d['macro_f1'], 'macro-f1')}"
+        f"{_num(d['abs_drop'], 'abs-drop')}{_num(d['rel_drop'], 'rel-drop')}</tr>"
+        for d in details["drops"]
+    )
+    flip_rows = "".join(
+        f"<tr data-severity='{f['severity']}'><td class='name'>{f['severity']}</td>"
+        f"<td class='pairs'>{f['pairs']}</td><td class='correct-on-pristine'>{f['correct_on_pristine']}</td>"
+        f"<td class='flipped'>{f['flipped']}</td>{_num(f['flip_rate'], 'flip-rate')}"
+        f"<td class='fixed'>{f['fixed']}</td>{_num(f['fix_rate'], 'fix-rate')}</tr>"
+        for f in details["flips"]
+    )
+    no_pairs = sum(f["pairs"] for f in details["flips"]) == 0
+    return (
+        "<section id='robustness'><h2>Robustness to degradation</h2>"
+        "<p class='note'>Drop = pristine-set macro-F1 minus the macro-F1 of each severity in the degraded set; "
+        "relative drop = drop / pristine-set macro-F1. Severity 'pristine' (unmodified copies) should be near 0.</p>"
+        "<table id='robustness-drops'><tr><th class='name'>severity</th><th>macro-F1</th><th>absolute drop</th>"
+        "<th>relative drop</th></tr>" + drop_rows + "</table>"
+        + _robustness_figure(details)
+        + "<h3>Same cells, pristine vs degraded</h3><p class='note'>Degraded images linked by cell_id to the "
+        "pristine image of the same cell. Flip rate = share of the cells correct on pristine that are wrong once "
+        "degraded; fix rate = share of the cells wrong on pristine that become correct.</p>"
+        + ("<p id='pairs-absent'>The reference links no degraded image to a pristine image.</p>" if no_pairs else "")
+        + "<table id='paired-flips'><tr><th class='name'>severity</th><th>pairs</th><th>correct on pristine</th>"
+        "<th>flipped</th><th>flip rate</th><th>fixed</th><th>fix rate</th></tr>" + flip_rows + "</table></section>"
+    )
+
+
+def _robustness_figure(details: dict) -> str:
+    by_name = {s["name"]: s for s in details["subsets"]}
+    names = ["pristine"] + [f"severity_{s}" for s in SEVERITIES]
+    values = np.array([by_name[n]["metrics"]["macro_f1"] for n in names])
+    intervals = np.array([by_name[n]["macro_f1_interval"] for n in names])
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    ax.bar(range(len(names)), values, color=["#4c72b0"] + ["#dd8452"] * len(SEVERITIES),
+           yerr=[values - intervals[:, 0], intervals[:, 1] - values], capsize=4)
+    ax.set_xticks(range(len(names)), ["pristine set"] + [f"degraded\n{s}" for s in SEVERITIES])
+    ax.set_ylabel("macro-F1 (95% CI)")
+    ax.set_ylim(0, 1)
+    return _png(fig, "robustness-figure", "macro-F1 per severity with 95% bootstrap intervals")
+
+
+def _calibration(details: dict) -> str:
+    calibration = details["calibration"]
+    if calibration is None:
+        return ("<section id='calibration'><h2>Calibration</h2><p id='calibration-absent'>The predictions have no "
+                "probability columns (prob_BA..prob_VLY), so calibration is not measured.</p></section>")
+    rows = "".join(
+        f"<tr data-set='{name}'><td class='name'>{name}</td><td class='images'>{c['images']}</td>"
+        f"{_num(c['ece'], 'ece')}{_num(c['brier'], 'brier')}</tr>"
+        for name, c in calibration.items()
+    )
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    for name, c in calibration.items():
+        bins = c["bins"]
+        used = bins["count"] > 0
+        ax.plot(bins["confidence"][used], bins["accuracy"][used], marker="o", label=f"{name} (ECE {c['ece']:.3f})")
+    ax.set_xlabel("top-label confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="best")
+    return (
+        "<section id='calibration'><h2>Calibration</h2><p class='note'>Expected calibration error: top-label, "
+        "15 equal-width confidence bins, weighted by bin size. Brier score: mean over images of the squared "
+        "distance between the 13 probabilities and the one-hot reference (0 best, 2 worst).</p>"
+        "<table id='calibration-metrics'><tr><th class='name'>set</th><th>images</th><th>ECE</th><th>Brier</th></tr>"
+        + rows + "</table>" + _png(fig, "reliability-diagram", "reliability diagram") + "</section>"
+    )
+
+
+def _subset(subset: dict) -> str:
+    name, metrics = subset["name"], subset["metrics"]
+    low, high = subset["macro_f1_interval"]
+    per_class = "".join(
+        f"<tr data-class='{r['class']}'><td class='name'>{r['class']}</td>{_num(r['precision'], 'precision')}"
+        f"{_num(r['recall'], 'recall')}{_num(r['f1'], 'f1')}<td class='support'>{r['support']}</td></tr>"
+        for r in subset["per_class"]
+    )
+    return (
+        f"<section class='subset' id='subset-{name}'><h2>{TITLES[name]}</h2>"
+        f"<p>{subset['images']} images; macro-F1 <span class='macro-f1' data-value='{metrics['macro_f1']!r}'>"
+        f"{metrics['macro_f1']:.4f}</span> (95% CI {low:.4f} to {high:.4f}); balanced accuracy "
+        f"{metrics['balanced_accuracy']:.4f}; macro precision {metrics['macro_precision']:.4f}; "
+        f"macro specificity {metrics['macro_specificity']:.4f}.</p>"
+        "<table class='per-class'><tr><th class='name'>class</th><th>precision</th><th>recall</th><th>F1</th>"
+        "<th>support</th></tr>" + per_class + "</table>" + _confusion_table(subset["confusion"]) + "</section>"
+    )
+
+
+def _confusion_table(cm: np.ndarray) -> str:
+    """Rows: reference classes present; columns: classes present or predicted; shaded by row share."""
+    rows_used = np.flatnonzero(cm.sum(axis=1))
+    cols_used = np.flatnonzero(cm.sum(axis=1) + cm.sum(axis=0))
+    head = "".join(f"<th>{PREDICTED_NAMES[c]}</th>" for c in cols_used)
+    body = []
+    for r in rows_used:
+        total = cm[r].sum()
+        cells = "".join(
+            f"<td style='background:rgba(76,114,176,{cm[r, c] / total:.2f})'>{cm[r, c]}</td>" for c in cols_used
+        )
+        body.append(f"<tr data-class='{CLASSES[r]}'><th class='name'>{CLASSES[r]}</th>{cells}</tr>")
+    return ("<table class='confusion-matrix'><caption>Confusion matrix (rows: reference, columns: predicted)"
+            f"</caption><tr><th class='name'>reference \\ predicted</th>{head}</tr>" + "".join(body) + "</table>")

@@ -1,0 +1,90 @@
+"""From validated predictions to the leaderboard row and the figures behind detailed_results.html."""
+import numpy as np
+
+from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval
+from calibration_metrics import brier_score, expected_calibration_error, reliability_bins
+from classification_metrics import confusion_counts, confusion_metrics, per_class_table, present_classes, subset_metrics
+from label_space import SETS, SEVERITIES
+from prediction_file import AlignedPredictions
+from robustness_drops import macro_f1_drops, paired_flips
+
+# Exactly the leaderboard column keys of competition.yaml, primary first.
+LEADERBOARD_KEYS = (
+    "degraded_macro_f1",
+    "pristine_macro_f1",
+    *(f"severity_{s}_macro_f1" for s in SEVERITIES),
+    "degraded_balanced_accuracy",
+    "degraded_macro_precision",
+    "degraded_macro_specificity",
+    "images_per_second",
+)
+
+
+def subset_masks(table: AlignedPredictions) -> dict[str, np.ndarray]:
+    """Boolean masks of the scored subsets: each set, and each severity inside the degraded set."""
+    masks = {name: table.set == name for name in SETS}
+    for severity in SEVERITIES:
+        masks[f"severity_{severity}"] = masks["degraded"] & (table.severity == severity)
+    return masks
+
+
+def leaderboard_figures(subsets: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Map per-subset figures (subset -> metric -> value) onto the leaderboard keys (all but speed)."""
+    row = {"degraded_macro_f1": subsets["degraded"]["macro_f1"], "pristine_macro_f1": subsets["pristine"]["macro_f1"]}
+    for severity in SEVERITIES:
+        row[f"severity_{severity}_macro_f1"] = subsets[f"severity_{severity}"]["macro_f1"]
+    for metric in ("balanced_accuracy", "macro_precision", "macro_specificity"):
+        row[f"degraded_{metric}"] = subsets["degraded"][metric]
+    return row
+
+
+def compute_scores(table: AlignedPredictions, images_per_second: float) -> dict[str, float]:
+    """The scores.json dict, keys in LEADERBOARD_KEYS order (scikit-learn metrics)."""
+    subsets = {name: subset_metrics(table.y_true[m], table.y_pred[m]) for name, m in subset_masks(table).items()}
+    row = leaderboard_figures(subsets) | {"images_per_second": float(images_per_second)}
+    return {key: row[key] for key in LEADERBOARD_KEYS}
+
+
+def analyse(table: AlignedPredictions, scores: dict[str, float], n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration."""
+    rng = np.random.default_rng(seed)
+    subsets, replicates = [], {}
+    for name, mask in subset_masks(table).items():
+        y_true, y_pred = table.y_true[mask], table.y_pred[mask]
+        confusions = bootstrap_confusions(y_true, y_pred[None, :], n_boot, rng)[:, 0]
+        replicates[name] = confusion_metrics(confusions, present_classes(y_true))
+        subsets.append({
+            "name": name,
+            "images": int(mask.sum()),
+            "metrics": subset_metrics(y_true, y_pred),
+            "per_class": per_class_table(y_true, y_pred),
+            "confusion": confusion_counts(y_true, y_pred),
+            "macro_f1_interval": percentile_interval(replicates[name]["macro_f1"]),
+        })
+    intervals = {key: percentile_interval(values) for key, values in leaderboard_figures(replicates).items()}
+    correct = table.y_true == table.y_pred
+    calibration = None
+    if table.probs is not None:
+        calibration = {}
+        for name in SETS:
+            mask = (table.set == name) & np.isfinite(table.probs).all(axis=1)  # images with a prediction
+            probs, y_true = table.probs[mask], table.y_true[mask]
+            calibration[name] = {
+                "images": int(mask.sum()),
+                "ece": expected_calibration_error(probs, y_true),
+                "brier": brier_score(probs, y_true),
+                "bins": reliability_bins(probs, y_true),
+            }
+    return {
+        "n_boot": n_boot,
+        "seed": seed,
+        "subsets": subsets,
+        "intervals": intervals,
+        "drops": macro_f1_drops(
+            scores["pristine_macro_f1"], {s: scores[f"severity_{s}_macro_f1"] for s in SEVERITIES}
+        ),
+        "flips": paired_flips(table.set, table.severity, table.cell_id, correct),
+        "calibration": calibration,
+        "normalised_labels": table.normalised_labels,
+        "unpredicted": table.unpredicted,
+    }

@@ -1,0 +1,73 @@
+"""Read and check the hidden reference.csv; any defect is an organizer error naming the file and row."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from label_space import CLASSES, SETS, SEVERITIES
+from scoring_errors import ReferenceDataError
+
+REQUIRED_COLUMNS = ("image_id", "set", "label", "severity")
+
+
+def read_reference(path: Path) -> pd.DataFrame:
+    """Return the reference as a DataFrame with image_id, set, label, severity, cell_id, label_code.
+
+    cell_id links a pristine image to its degraded versions; it is optional (pairs are then not
+    analysed) and may be empty for unlinked rows. Every severity must occur in the degraded set and
+    both sets must be non-empty, since each is a leaderboard column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceDataError(f"{path} not found: the reference data folder must contain reference.csv")
+    try:
+        ref = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ReferenceDataError(f"{path} cannot be read as CSV: {err}") from None
+    ref.columns = [c.strip() for c in ref.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in ref.columns]
+    if missing:
+        raise ReferenceDataError(f"{path} lacks column(s) {', '.join(missing)}; found {', '.join(ref.columns)}")
+    if ref.empty:
+        raise ReferenceDataError(f"{path} has no rows")
+    if "cell_id" not in ref.columns:
+        ref["cell_id"] = ""
+    ref = ref.fillna("")
+    for column in ("image_id", "set", "label", "severity", "cell_id"):
+        ref[column] = ref[column].astype(str).str.strip().astype(object)
+
+    def bad_row(mask, what):
+        first = int(np.flatnonzero(mask.to_numpy())[0])
+        row = ref.iloc[first]
+        raise ReferenceDataError(
+            f"{path} line {first + 2} (image_id '{row['image_id']}'): {what(row)}; {int(mask.sum())} such row(s)"
+        )
+
+    if (ref["image_id"] == "").any():
+        bad_row(ref["image_id"] == "", lambda r: "empty image_id")
+    if ref["image_id"].duplicated().any():
+        bad_row(ref["image_id"].duplicated(), lambda r: "duplicated image_id")
+    if (~ref["set"].isin(SETS)).any():
+        bad_row(~ref["set"].isin(SETS), lambda r: f"set '{r['set']}' is not one of {', '.join(SETS)}")
+    if (~ref["label"].isin(CLASSES)).any():
+        bad_row(~ref["label"].isin(CLASSES), lambda r: f"label '{r['label']}' is not one of {', '.join(CLASSES)}")
+    if (~ref["severity"].isin(SEVERITIES)).any():
+        bad_row(~ref["severity"].isin(SEVERITIES),
+                lambda r: f"severity '{r['severity']}' is not one of {', '.join(SEVERITIES)}")
+    pristine_set = ref["set"] == "pristine"
+    if (pristine_set & (ref["severity"] != "pristine")).any():
+        bad_row(pristine_set & (ref["severity"] != "pristine"),
+                lambda r: f"a pristine-set image must have severity 'pristine', not '{r['severity']}'")
+    linked = pristine_set & (ref["cell_id"] != "")
+    twin = linked & ref["cell_id"].where(linked).duplicated()
+    if twin.any():
+        bad_row(twin, lambda r: f"cell_id '{r['cell_id']}' appears twice in the pristine set")
+    for name in SETS:
+        if not (ref["set"] == name).any():
+            raise ReferenceDataError(f"{path} has no image in the {name} set")
+    degraded = ref.loc[~pristine_set, "severity"]
+    absent = [s for s in SEVERITIES if not (degraded == s).any()]
+    if absent:
+        raise ReferenceDataError(f"{path}: the degraded set has no image of severity {', '.join(absent)}")
+    ref["label_code"] = pd.Categorical(ref["label"], categories=CLASSES).codes.astype(np.int64)
+    return ref[["image_id", "set", "label", "severity", "cell_id", "label_code"]].reset_index(drop=True)

@@ -1,0 +1,92 @@
+"""WBCBench scoring program: predictions + reference -> scores.json and detailed_results.html.
+
+CodaBench: `python3 /app/program/score.py /app/input/ /app/output/` (reference in <input>/ref,
+predictions and run report in <input>/res). No arguments: the local dry run's folders, resolved
+from this file's location (<repo>/reference_data/<phase>, <repo>/output/res, <repo>/output/scores).
+Any unusable input prints one line `<kind>: <message>` to stderr, exits 1 and writes no scores
+(every message is asserted in tests/test_scoring_failures.py and listed in pages/starting_kit.md).
+A missing run_report.json fails too: without it a complete run cannot be told from a killed one,
+and images_per_second is a leaderboard column.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from prediction_file import read_predictions
+from reference_file import read_reference
+from report_reader import images_per_second, load_run_report, predict_failures
+from scoring_errors import ScoringError, SubmissionError
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT_FILES = ("scores.json", "detailed_results.html")
+
+
+def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None, seed: int = 0) -> dict:
+    """Validate, score and write scores.json + detailed_results.html into out_dir; returns the scores.
+
+    Raises ScoringError (nothing written) when the inputs cannot be scored.
+    """
+    res_dir, ref_dir, out_dir = Path(res_dir), Path(ref_dir), Path(out_dir)
+    for name in OUTPUT_FILES:  # a stale file from an earlier local run must not survive a failure
+        (out_dir / name).unlink(missing_ok=True)
+    reference = read_reference(ref_dir / "reference.csv")
+    report = load_run_report(res_dir / "run_report.json")
+    predictions_path = res_dir / "predictions.csv"
+    if not predictions_path.is_file():
+        raise SubmissionError(
+            f"predictions.csv not found in {res_dir}: the ingestion program did not write predictions; see its log"
+        )
+    if report is None:
+        raise SubmissionError(
+            f"run_report.json not found in {res_dir}: the ingestion program did not finish "
+            "(it writes the report last, also when it fails), so the predictions cannot be trusted"
+        )
+    speed = images_per_second(report)
+    table = read_predictions(predictions_path, reference, predict_failures(report))
+
+    # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
+    from bootstrap_ci import N_BOOTSTRAP
+    from detailed_results import render
+    from leaderboard_scores import analyse, compute_scores
+
+    scores = compute_scores(table, speed)
+    details = analyse(table, scores, N_BOOTSTRAP if n_boot is None else n_boot, seed)
+    page = render(scores, details)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "detailed_results.html").write_text(page, encoding="utf-8")
+    (out_dir / "scores.json").write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    return scores
+
+
+def format_row(scores: dict) -> str:
+    """The leaderboard row as aligned `key value` lines."""
+    return "\n".join(f"  {key:<28} {value:.4f}" for key, value in scores.items())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", nargs="?", type=Path, help="CodaBench input folder holding ref/ and res/")
+    parser.add_argument("output", nargs="?", type=Path, help="folder for scores.json and detailed_results.html")
+    parser.add_argument("--phase", choices=("eval", "test"), default="eval",
+                        help="reference phase of the no-argument local run (default: eval)")
+    parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap replicates (default: 1000)")
+    args = parser.parse_args(argv)
+    if args.input is None:
+        res_dir, ref_dir = REPO / "output" / "res", REPO / "reference_data" / args.phase
+    else:
+        res_dir, ref_dir = args.input / "res", args.input / "ref"
+    out_dir = args.output or REPO / "output" / "scores"
+    try:
+        scores = score(res_dir, ref_dir, out_dir, n_boot=args.bootstrap)
+    except ScoringError as err:
+        print(f"{err.kind}: {err}", file=sys.stderr)
+        return 1
+    print(f"Wrote {out_dir / 'scores.json'} and {out_dir / 'detailed_results.html'}")
+    print("Leaderboard row:")
+    print(format_row(scores))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

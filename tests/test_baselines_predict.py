@@ -1,0 +1,137 @@
+"""The baselines' model.py on CPU: cards with random-weight members, TTA views, probabilities, clear load errors."""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import baseline_model
+from pack_baseline import install_submission_files
+
+CLASSES = baseline_model.CLASSES
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+# Tiny stand-ins of the two baselines: the same architectures (ensemble: one per family), small inputs.
+RESNET50 = [{"architecture": "resnet50", "input_size": 32}]
+ENSEMBLE = [{"architecture": "swin_tiny_patch4_window7_224", "input_size": 32,
+             "model_kwargs": {"img_size": 32, "window_size": 4}},
+            {"architecture": "convnextv2_atto", "input_size": 48},
+            {"architecture": "resnet18", "input_size": 32}]
+TINY = [{"architecture": "resnet18", "input_size": 32}]  # for checks of the shared code paths
+
+
+def make_submission(folder, baseline, members, tta="flip", seed=0):
+    """A baseline folder as the recipe leaves it (model.py, card.json, weights), with random weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    card_members = []
+    for index, spec in enumerate(members):
+        size = spec["input_size"]
+        member = {"architecture": spec["architecture"], "model_kwargs": spec.get("model_kwargs", {}),
+                  "weights": f"weights_{spec['architecture']}.safetensors", "input_size": [3, size, size],
+                  "mean": MEAN, "std": STD, "interpolation": "bicubic"}
+        torch.manual_seed(seed + index)
+        save_file(baseline_model.build_network(member).state_dict(), folder / member["weights"])
+        card_members.append(member)
+    card = {"baseline": baseline, "classes": list(CLASSES), "tta": tta, "members": card_members,
+            "make_command": f"make {baseline}"}
+    (folder / "card.json").write_text(json.dumps(card))
+    install_submission_files(folder, baseline)
+    return folder
+
+
+def load_model(folder):
+    """Import <folder>/model.py by path, as the ingestion program does, and return a loaded Model."""
+    spec = importlib.util.spec_from_file_location(f"model_{folder.name}_{id(folder)}", folder / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Model()
+    model.load()
+    return model
+
+
+def cell_images(count, size=(368, 370), seed=0):
+    """Cell-sized RGB images with structure (a dark disc on a light background, noise), not flat colour."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        yy, xx = np.mgrid[:size[1], :size[0]]
+        centre = rng.uniform(0.3, 0.7, 2) * size
+        disc = np.hypot(xx - centre[0], yy - centre[1]) < rng.uniform(40, 120)
+        pixels = np.where(disc[..., None], rng.uniform(60, 140, 3), rng.uniform(200, 240, 3))
+        pixels = pixels + rng.normal(0, 12, pixels.shape)
+        images.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
+    return images
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    root = tmp_path_factory.mktemp("baselines")
+    return {"resnet50": make_submission(root / "resnet50", "resnet50", RESNET50),
+            "ensemble": make_submission(root / "ensemble", "ensemble", ENSEMBLE)}
+
+
+@pytest.mark.parametrize("baseline", ["resnet50", "ensemble"])
+def test_predict_batch_gives_13_probabilities(submissions, baseline):
+    model = load_model(submissions[baseline])
+    images = cell_images(3)
+    probabilities = np.array(model.predict_batch(images))
+    assert probabilities.shape == (3, len(CLASSES))
+    assert (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(probabilities[0], probabilities[1])  # the images differ, so must the outputs
+    np.testing.assert_allclose(model.predict(images[1]), probabilities[1], atol=1e-5)
+    assert model.device.type == "cpu"
+
+
+@pytest.mark.parametrize("tta, views", [("none", 1), ("flip", 4), ("d4", 8)])
+def test_each_member_sees_every_tta_view(tmp_path, tta, views):
+    folder = make_submission(tmp_path / "ensemble", "ensemble", ENSEMBLE[1:], tta=tta)
+    model = load_model(folder)
+    calls = []
+    for network in model.networks:
+        network.register_forward_hook(lambda module, inputs, output: calls.append((module, inputs[0].shape)))
+    model.predict_batch(cell_images(2))
+    assert len(calls) == views * len(model.networks)
+    shapes = {tuple(shape) for _, shape in calls}
+    assert shapes == {(2, 3, 48, 48), (2, 3, 32, 32)}  # each member at its own input size
+
+
+@pytest.mark.parametrize("tta, transform", [("d4", lambda im: im.transpose(Image.Transpose.ROTATE_90)),
+                                            ("flip", lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM))])
+def test_tta_makes_predictions_invariant_to_its_views(tmp_path, tta, transform):
+    """Averaging over a group of views gives the same probabilities for any view of the image (and without TTA
+    the network alone does not: the check is sensitive)."""
+    image = cell_images(1, size=(32, 32))[0]  # already at the input size: no resize between the views
+    model = load_model(make_submission(tmp_path / tta, "resnet50", TINY, tta=tta))
+    np.testing.assert_allclose(model.predict(transform(image)), model.predict(image), atol=1e-5)
+    plain = load_model(make_submission(tmp_path / "none", "resnet50", TINY, tta="none"))
+    assert not np.allclose(plain.predict(transform(image)), plain.predict(image), atol=1e-5)
+
+
+def test_missing_weights_name_the_file_and_the_command(tmp_path):
+    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    (folder / "weights_resnet18.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights_resnet18\.safetensors.*`make resnet50`"):
+        load_model(folder)
+
+
+def test_missing_card_names_the_command(tmp_path):
+    folder = make_submission(tmp_path / "ensemble", "ensemble", TINY)
+    (folder / "card.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"card\.json not found.*`make ensemble`"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"classes": list(reversed(CLASSES))}, "'classes' must be"),
+    ({"tta": "rot45"}, "'tta' must be one of"),
+    ({"members": []}, "'members' must list"),
+])
+def test_bad_card_is_refused_with_a_reason(tmp_path, change, message):
+    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, **change}))
+    with pytest.raises(ValueError, match=message):
+        load_model(folder)

@@ -1,0 +1,121 @@
+"""The baselines' training recipe and packing: a tiny real training run, the card, the zip, the sampler, the curriculum."""
+import importlib.util
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import baseline_model
+from augment import Curriculum
+from pack_baseline import MODEL_SOURCE, pack_submission
+from train_baseline import RunOptions, WeightedDistributedSampler, class_weights, train_baseline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def release(request):
+    """The small synthetic release when tools/make_demo_release.py exists, else the real PBC cells."""
+    if (REPO / "tools" / "make_demo_release.py").is_file():
+        return request.getfixturevalue("small_release")
+    return request.getfixturevalue("pbc_release")
+
+
+@pytest.fixture(scope="module")
+def trained(release, tmp_path_factory):
+    """A few optimizer steps of the ResNet-50 recipe at 32 px on a small subset: a complete submission folder."""
+    root = tmp_path_factory.mktemp("trained")
+    options = RunOptions(release=release, baseline="resnet50", out=root / "resnet50", runs_dir=root / "runs",
+                         pretrained="off", epochs=2, input_size=32, limit_train=48, limit_eval=24, max_steps=2,
+                         workers=0)
+    return train_baseline(options), options
+
+
+def test_tiny_run_writes_card_weights_and_curve(trained):
+    card, options = trained
+    assert card == json.loads((options.out / "card.json").read_text())
+    assert card["classes"] == list(baseline_model.CLASSES) and card["tta"] == "flip"
+    (member,) = card["members"]
+    assert member["architecture"] == "resnet50" and member["input_size"] == [3, 32, 32]
+    assert member["training"]["imagenet_pretrained"] is False
+    history = member["training"]["history"]
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert history[1]["degradation_probability"] > history[0]["degradation_probability"]  # the curriculum ramps
+    assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
+    assert card["recipe"]["curriculum"] is True and card["recipe"]["git_commit"]
+    for key in ("pristine_macro_f1", "degraded_macro_f1", "severity_mild_macro_f1"):
+        assert 0.0 <= card["evaluation"][key] <= 1.0
+    assert card["evaluation"]["images"] == 48
+    run_dir = Path(card["recipe"]["run_dir"]) / "resnet50"
+    assert (run_dir / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2
+
+
+def test_zip_has_model_card_and_weights_at_its_root_and_runs_unpacked(trained, tmp_path):
+    card, options = trained
+    zip_path = pack_submission(options.out, tmp_path / "dist" / "resnet50_submission.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        assert names == {"model.py", "card.json", "weights_resnet50.safetensors", "requirements.txt", "metadata"}
+        assert archive.read("model.py") == MODEL_SOURCE.read_bytes()
+        metadata = yaml.safe_load(archive.read("metadata"))
+        assert isinstance(metadata, dict) and "command" not in metadata  # run by the ingestion program
+        archive.extractall(tmp_path / "unpacked")
+    spec = importlib.util.spec_from_file_location("unpacked_model", tmp_path / "unpacked" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Model()
+    model.load()
+    from PIL import Image
+
+    probabilities = model.predict(Image.new("RGB", (368, 370), (220, 200, 210)))
+    assert len(probabilities) == 13 and abs(sum(probabilities) - 1) < 1e-5
+
+
+def test_pack_refuses_an_untrained_folder_with_the_command(tmp_path):
+    (tmp_path / "ensemble").mkdir()
+    with pytest.raises(FileNotFoundError, match="`make ensemble`"):
+        pack_submission(tmp_path / "ensemble", tmp_path / "ensemble.zip")
+
+
+@pytest.mark.parametrize("baseline", ["resnet50", "ensemble"])
+def test_committed_requirements_match_the_pinned_runtime(baseline):
+    pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    folder = REPO / "baselines" / baseline
+    for line in (folder / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert pins[name] == version, f"{folder}/requirements.txt pins {line}, the bundle pins {pins[name]}"
+    assert "command" not in yaml.safe_load((folder / "metadata").read_text())
+
+
+def test_weighted_sampler_splits_one_draw_across_ranks_and_balances_classes():
+    labels = np.array(["SNE"] * 900 + ["BA"] * 90 + ["PC"] * 10)
+    weights = class_weights(labels, power=1.0)
+    ranks = [WeightedDistributedSampler(weights, 3000, rank, 3, seed=1) for rank in range(3)]
+    for sampler in ranks:
+        sampler.set_epoch(4)
+    draws = [list(sampler) for sampler in ranks]
+    assert [len(d) for d in draws] == [len(s) for s in ranks] == [1000, 1000, 1000]
+    whole = WeightedDistributedSampler(weights, 3000, 0, 1, seed=1)
+    whole.set_epoch(4)
+    merged = [index for triple in zip(*draws) for index in triple]
+    assert merged == list(whole)  # the ranks' slices interleave back into the single-process draw
+    shares = Counter(labels[merged])
+    assert all(800 < shares[label] < 1200 for label in ("SNE", "BA", "PC"))  # balanced, not 90/9/1 %
+    whole.set_epoch(5)
+    assert list(whole) != merged  # a new draw each epoch
+
+
+def test_curriculum_ramps_then_holds_and_switches_off():
+    curriculum = Curriculum(ramp_epochs=4, start_probability=0.1, probability=0.5, start_strength=0.2)
+    stages = [curriculum.at(epoch) for epoch in range(7)]
+    assert stages[0] == pytest.approx((0.1, 0.2))
+    assert stages[4] == stages[6] == pytest.approx((0.5, 1.0))
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(stages[:4], stages[1:5]))
+    assert Curriculum(enabled=False).at(3) == (0.0, 0.0)

@@ -1,0 +1,87 @@
+"""competition.yaml against CodaBench's v2 rules, the score keys, and the docker image tag everywhere."""
+import copy
+import re
+
+import pytest
+
+from bundle_copies import REPO, copy_bundle
+from competition_rules import check_competition, check_score_keys, load_competition
+from leaderboard_scores import LEADERBOARD_KEYS
+
+
+@pytest.fixture(scope="module")
+def root(small_bundle, trained_starting_kit, tmp_path_factory):
+    return copy_bundle(small_bundle, tmp_path_factory.mktemp("yaml_root"), starting_kit=trained_starting_kit)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_competition(REPO / "competition.yaml")
+
+
+def test_repository_yaml_follows_the_rules(config, root):
+    assert check_competition(config, root) == []
+
+
+def test_leaderboard_keys_equal_score_keys(config):
+    assert check_score_keys(config, LEADERBOARD_KEYS) == []
+    columns = sorted(config["leaderboards"][0]["columns"], key=lambda c: c["index"])
+    assert [c["key"] for c in columns] == list(LEADERBOARD_KEYS)
+
+
+def _phase(config, i):
+    return config["phases"][i]
+
+
+BROKEN = {
+    "version 1": (lambda c, r: c.update(version=1), "version: 1, expected 2"),
+    "no leaderboards": (lambda c, r: c.pop("leaderboards"), "missing required key 'leaderboards'"),
+    "date without time": (lambda c, r: _phase(c, 0).update(start="2027-01-11"), "is not a 'YYYY-MM-DD HH:MM:SS' date"),
+    "end equals next start": (lambda c, r: _phase(c, 0).update(end=_phase(c, 1)["start"]),
+                              "starts exactly when"),
+    "overlapping phases": (lambda c, r: _phase(c, 1).update(start="2027-02-01 00:00:00"), "phases must be sequential"),
+    "open-ended first phase": (lambda c, r: _phase(c, 0).pop("end"), "needs an end date"),
+    "reference as a plain file": (lambda c, r: c["tasks"][0].update(reference_data="reference_data/eval/reference.csv"),
+                                  "is a plain file; reference a folder"),
+    "missing folder": (lambda c, r: c["tasks"][1].update(input_data="input_data/final"), "folder 'input_data/final' not found"),
+    "phase with unknown task": (lambda c, r: _phase(c, 1).update(tasks=[7]), "must list existing task indices"),
+    "column without sorting": (lambda c, r: c["leaderboards"][0]["columns"][3].pop("sorting"), "missing 'sorting'"),
+    "primary not at index 0": (lambda c, r: c["leaderboards"][0]["columns"][0].update(index=10),
+                               "the primary score 'degraded_macro_f1' must be at index 0"),
+    "docker latest": (lambda c, r: c.update(docker_image="docker.io/wbcbench/bundle:latest"), "uses ':latest'"),
+    "docker untagged": (lambda c, r: c.update(docker_image="wbcbench/bundle"), "has no tag"),
+    "metadata file in a program": (lambda c, r: (r / "ingestion_program" / "metadata").write_text("x"),
+                                   "is named 'metadata'"),
+    "empty page": (lambda c, r: (r / "pages" / "overview.md").write_text(""), "is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_variants_are_caught(case, config, small_bundle, tmp_path):
+    root = copy_bundle(small_bundle, tmp_path / "root")
+    (root / "starting_kit").mkdir()
+    (root / "starting_kit" / "model.py").write_text("")
+    broken = copy.deepcopy(config)
+    mutate, expected = BROKEN[case]
+    mutate(broken, root)
+    problems = check_competition(broken, root)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_score_key_mismatch_named(config):
+    problems = check_score_keys(config, LEADERBOARD_KEYS[:-1] + ("fps",))
+    assert "leaderboard column 'images_per_second' is not a key score.py writes" in problems[0]
+
+
+def test_docker_tag_same_in_yaml_readme_and_dockerfile(config):
+    tag = config["docker_image"]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M)
+    assert f'org.opencontainers.image.ref.name="{tag}"' in dockerfile
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert installs and all("-r /tmp/requirements.txt" in line for line in installs)
+    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+    readme = (REPO / "README.md").read_text() if (REPO / "README.md").exists() else ""
+    builds = re.findall(r"docker build\s+(?:\S+\s+)*?-t\s+(\S+)", readme)
+    assert builds, "README.md has no `docker build -t TAG .` command (organizer section)"
+    assert set(builds) == {tag}

@@ -1,0 +1,78 @@
+"""prepare on the small demo release: fresh ids, no leak through names, order or zip metadata, complete reference."""
+import csv
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from jpeg_metadata import strip_metadata
+from prepare import REFERENCE_COLUMNS, prepare
+
+PHASE_SPLITS = {"eval": "phase2_eval", "test": "phase2_test"}
+
+
+def _release_images(release, config, split):
+    table = pq.read_table(sorted((Path(release) / config).glob(f"{split}-*.parquet"))[0])
+    ids = table.column("image_id").to_pylist()
+    return dict(zip(ids, table.column("image").combine_chunks().field("bytes").to_pylist())), \
+        dict(zip(ids, table.column("label").to_pylist()))
+
+
+def _reference(bundle, phase):
+    with open(bundle / "reference_data" / phase / "reference.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == REFERENCE_COLUMNS
+        return list(reader)
+
+
+@pytest.mark.parametrize("phase", ["eval", "test"])
+def test_ids_fresh_order_shuffled_bytes_copied(small_release, small_bundle, phase):
+    reference = {row["image_id"]: row for row in _reference(small_bundle, phase)}
+    split = PHASE_SPLITS[phase]
+    for set_name in ("pristine", "degraded"):
+        release_bytes, release_labels = _release_images(small_release, set_name, split)
+        with zipfile.ZipFile(small_bundle / "input_data" / phase / f"{set_name}.zip") as archive:
+            infos = archive.infolist()
+            assert archive.comment == b""
+            ids = [info.filename[:-4] for info in infos]
+            assert all(info.filename.endswith(".jpg") and len(info.filename) == 16 for info in infos)
+            assert all(int(image_id, 16) >= 0 for image_id in ids)
+            assert all(info.date_time == (1980, 1, 1, 0, 0, 0) and info.compress_type == zipfile.ZIP_STORED
+                       and info.comment == b"" and not info.extra for info in infos)
+            assert not set(ids) & set(release_bytes)  # fresh ids, never the release's
+            labels = [reference[image_id]["label"] for image_id in ids]
+            assert labels != sorted(labels) and ids == sorted(ids)  # order by random id, not by label
+            assert len(ids) == len(release_bytes)
+            for image_id in ids:
+                row = reference[image_id]
+                assert row["set"] == set_name and row["label"] == release_labels[row["release_image_id"]]
+                assert archive.read(f"{image_id}.jpg") == strip_metadata(release_bytes[row["release_image_id"]])
+    assert len(reference) == sum(len(_release_images(small_release, s, split)[0]) for s in ("pristine", "degraded"))
+
+
+def test_twins_linked_only_in_the_reference(small_bundle):
+    rows = _reference(small_bundle, "eval")
+    pristine = {row["cell_id"]: row for row in rows if row["set"] == "pristine"}
+    degraded = [row for row in rows if row["set"] == "degraded"]
+    assert {row["severity"] for row in degraded} == {"pristine", "mild", "moderate", "extreme"}
+    for row in degraded:
+        twin = pristine[row["cell_id"]]
+        assert twin["label"] == row["label"] and twin["image_id"] != row["image_id"]
+
+
+def test_manifest_and_idempotent(small_release, small_bundle, tmp_path):
+    manifest = json.loads((small_bundle / "reference_data" / "manifest.json").read_text())
+    assert manifest["demo"] is True and manifest["seed"] == 0
+    assert {phase: entry["split"] for phase, entry in manifest["phases"].items()} == PHASE_SPLITS
+    assert manifest["phases"]["eval"]["counts"]["pristine"]["images"] == 80
+    prepare(small_release, tmp_path, seed=0, demo=True)
+    prepare(small_release, tmp_path, seed=0, demo=True)  # re-running over its own output is clean
+
+    def digests(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file() and p.parts[-2:] != ("reference_data", ".complete")}
+    assert digests(tmp_path) == {k: v for k, v in digests(small_bundle).items() if k in digests(tmp_path)}
+    assert set(digests(tmp_path)) <= set(digests(small_bundle))

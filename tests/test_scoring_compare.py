@@ -1,0 +1,66 @@
+"""tools/compare.py: ranking, rank stability and paired p-values for several submissions on one reference."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compare import compare
+from scoring_inputs import REPO, predictions_frame, reference_frame
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    reference = reference_frame(cells_per_class=20)
+    reference.to_csv(root / "reference.csv", index=False)
+    paths = []
+    for name, error_rate in (("strong", 0.1), ("weak", 0.6), ("strong_twin", 0.1)):
+        (root / name).mkdir()
+        predictions_frame(reference, error_rate=error_rate, seed=1).to_csv(root / name / "predictions.csv", index=False)
+        paths.append(root / name / "predictions.csv")
+    return root, paths
+
+
+def test_compare_cli_ranks_and_draws(submissions):
+    root, paths = submissions
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "compare.py"), *map(str, paths),
+                          "--reference", str(root / "reference.csv"), "--out", str(root / "compare.png"),
+                          "--bootstrap", "300"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    ranking = [line.split()[:2] for line in run.stdout.splitlines()[1:4]]
+    # identical submissions tie for first place; the weak one is last
+    assert ranking == [["1", "strong"], ["1", "strong_twin"], ["3", "weak"]]
+    assert (root / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_cli_names_the_broken_file(submissions, tmp_path):
+    root, paths = submissions
+    broken = tmp_path / "broken.csv"
+    broken.write_text("image_id,set,label\n")
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "compare.py"), str(paths[0]), str(broken),
+                          "--reference", str(root / "reference.csv"), "--out", str(tmp_path / "c.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"Submission error: {broken}: broken.csv has a header but no rows: "
+                                  "expected one row per image")
+
+
+def test_paired_p_values_and_rank_stability():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 13, size=2000)
+    noise = rng.integers(0, 13, size=2000)
+    good = np.where(rng.random(2000) < 0.8, y_true, noise)
+    slightly_worse = np.where(rng.random(2000) < 0.02, noise, good)  # same errors plus 2% more: paired test sees it
+    bad = np.where(rng.random(2000) < 0.4, y_true, noise)
+    result = compare(y_true, np.stack([good, slightly_worse, bad, good]), ["good", "worse", "bad", "twin"],
+                     n_boot=500, seed=0)
+    p = result["p_value"]
+    assert list(result["rank"]) == [1, 3, 4, 1]
+    assert p[0, 3] == 1.0 and p[0, 2] == pytest.approx(2 / 501)
+    assert p[0, 1] < 0.05  # a small but consistent gain is significant when paired
+    assert (p == p.T).all()
+    assert result["rank_stability"][2] == 1.0  # the bad one is always last
+    assert result["rank_stability"][0] == 1.0 and result["rank_stability"][3] == 1.0  # twins always tie first
+    low, high = result["interval"][0]
+    assert low < result["macro_f1"][0] < high

@@ -1,0 +1,317 @@
+"""Every way scoring must fail: score.py run as CodaBench runs it, exact one-line stderr, exit 1, no scores.
+
+The messages asserted here are the table in pages/starting_kit.md. Each case builds its input folder;
+all cases run as concurrent subprocesses once per module (a fresh interpreter costs ~0.6 s of CPU).
+"""
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+from score import score
+from scoring_inputs import predictions_frame, reference_frame, run_report, run_score, write_input
+
+REFERENCE = reference_frame()
+PREDICTIONS = predictions_frame(REFERENCE)
+REPORT = run_report(REFERENCE)
+IDS = list(PREDICTIONS["image_id"])
+HEADER_HELP = "image_id,set,label (optionally followed by prob_BA,...,prob_VLY)"
+ALLOWED = "BA, BL, BNE, EO, LY, MMY, MO, MY, PC, PLY, PMY, SNE, VLY"
+
+
+CASES = {}
+
+
+def case(build):
+    """Register `build(root) -> (input_dir, expected stderr line)` as a failure case."""
+    CASES[build.__name__] = build
+    return build
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("failures")
+    prepared = {name: build(root / name) for name, build in CASES.items()}
+    for name in prepared:
+        (root / name / "out").mkdir()
+        (root / name / "out" / "scores.json").write_text(json.dumps({"degraded_macro_f1": 0.9}))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = pool.map(lambda name: run_score(prepared[name][0], root / name / "out"), prepared)
+        return {name: (*prepared[name], run, root / name / "out") for name, run in zip(prepared, runs)}
+
+
+def with_rows(frame, **changes):
+    """A copy of `frame` with cells set: changes maps column -> {row index: value}."""
+    frame = frame.copy()
+    for column, cells in changes.items():
+        for row, value in cells.items():
+            frame.loc[row, column] = value
+    return frame
+
+
+@case
+def missing_predictions_file(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, None, REPORT)
+    return input_dir, (f"Submission error: predictions.csv not found in {input_dir / 'res'}: "
+                 "the ingestion program did not write predictions; see its log")
+
+
+@case
+def empty_file(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, "", REPORT)
+    return input_dir, ("Submission error: predictions.csv is empty: expected the header "
+                 f"{HEADER_HELP} and one row per image")
+
+
+@case
+def header_only(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, "image_id,set,label\n", REPORT)
+    return input_dir, ("Submission error: predictions.csv has a header but no rows: "
+                 "expected one row per image")
+
+
+@case
+def wrong_header(tmp_path):
+    text = PREDICTIONS.rename(columns={"image_id": "id"}).to_csv(index=False)
+    input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
+    return input_dir, (f"Submission error: predictions.csv: the first line must be the header "
+                 f"{HEADER_HELP}, found 'id,set,label'")
+
+
+@case
+def missing_header(tmp_path):
+    text = PREDICTIONS.to_csv(index=False, header=False)
+    input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
+    first = ",".join(PREDICTIONS.iloc[0])
+    return input_dir, (f"Submission error: predictions.csv: the first line must be the header "
+                 f"{HEADER_HELP}, found '{first}'")
+
+
+@case
+def unexpected_column(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS.assign(confidence=0.5), REPORT)
+    return input_dir, ("Submission error: predictions.csv: unexpected column(s) confidence in the "
+                 "header; allowed: image_id, set, label and the probability columns "
+                 + ", ".join(f"prob_{c}" for c in ALLOWED.split(", ")))
+
+
+@case
+def some_probability_columns_only(tmp_path):
+    with_probs = predictions_frame(REFERENCE, probs=True).drop(columns=["prob_PLY", "prob_VLY"])
+    input_dir = write_input(tmp_path, REFERENCE, with_probs, REPORT)
+    return input_dir, ("Submission error: predictions.csv: probability columns must be all 13 of "
+                 "prob_BA..prob_VLY or none; missing: prob_PLY, prob_VLY")
+
+
+@case
+def row_with_extra_field(tmp_path):
+    lines = PREDICTIONS.to_csv(index=False).splitlines()
+    lines[3] += ",oops"
+    input_dir = write_input(tmp_path, REFERENCE, "\n".join(lines) + "\n", REPORT)
+    return input_dir, ("Submission error: predictions.csv line 4: expected 3 fields, saw 4")
+
+
+@case
+def not_utf8(tmp_path):
+    text = PREDICTIONS.to_csv(index=False).encode("utf-8").replace(b"image_id", b"image_\xff", 1)
+    input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
+    return input_dir, ("Submission error: predictions.csv is not UTF-8 text (byte 6 cannot be decoded)")
+
+
+@case
+def missing_ids(tmp_path):
+    kept = PREDICTIONS[~PREDICTIONS["image_id"].isin(IDS[:7])]
+    input_dir = write_input(tmp_path, REFERENCE, kept, REPORT)
+    reference_order = [i for i in REFERENCE["image_id"] if i in IDS[:7]]
+    return input_dir, (f"Submission error: predictions.csv is missing 7 of the 52 reference images, "
+                 f"e.g. {', '.join(reference_order[:5])}, ...: every image of both sets needs a prediction")
+
+
+@case
+def missing_ids_not_all_accounted_for_by_the_run_report(tmp_path):
+    report = run_report(REFERENCE)
+    report["sets"]["degraded"]["errors"] = 1
+    report["errors"] = [{"set": "degraded", "image_id": IDS[40], "error": "predict raised ValueError: boom"}]
+    kept = PREDICTIONS[~PREDICTIONS["image_id"].isin([IDS[40], IDS[41]])]
+    input_dir = write_input(tmp_path, REFERENCE, kept, report)
+    return input_dir, (f"Submission error: predictions.csv is missing 2 of the 52 reference images, e.g. "
+                       f"{ids_in_reference_order([40, 41])}: every image of both sets needs a prediction "
+                       "(run_report.json accounts for 1 failed predictions only)")
+
+
+@case
+def extra_ids(tmp_path):
+    extra = pd.DataFrame({"image_id": ["0000deadbeef", "0000cafef00d"], "set": "degraded", "label": "SNE"})
+    input_dir = write_input(tmp_path, REFERENCE, pd.concat([PREDICTIONS, extra]), REPORT)
+    return input_dir, ("Submission error: predictions.csv has 2 image_id(s) that are not in the "
+                 "reference, e.g. 0000deadbeef, 0000cafef00d")
+
+
+@case
+def duplicate_ids(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, pd.concat([PREDICTIONS, PREDICTIONS.iloc[[5, 9]]]), REPORT)
+    return input_dir, (f"Submission error: predictions.csv has 2 duplicated image_id(s), "
+                 f"e.g. {IDS[5]}, {IDS[9]}: predict each image once")
+
+
+@case
+def predictions_from_the_other_phase(tmp_path):
+    other_phase = predictions_frame(reference_frame(seed=99))
+    input_dir = write_input(tmp_path, REFERENCE, other_phase, REPORT)
+    return input_dir, ("Submission error: none of the 52 image_ids in predictions.csv is in this "
+                 "phase's reference (52 images): these predictions are from another phase or another input; "
+                 "run the ingestion on this phase's data")
+
+
+@case
+def unknown_labels_list_the_allowed_ones(tmp_path):
+    bad = with_rows(PREDICTIONS, label={2: "NEUTROPHIL", 4: "XX", 6: "XX"})
+    input_dir = write_input(tmp_path, REFERENCE, bad, REPORT)
+    return input_dir, (f"Submission error: predictions.csv: 3 row(s) have an unknown label, "
+                 f"e.g. 'NEUTROPHIL', 'XX' (image_id {ids_in_reference_order([2, 4, 6])}); allowed labels: {ALLOWED}")
+
+
+def ids_in_reference_order(rows):
+    """Messages list offending ids in reference order; the rows are prediction-file rows."""
+    chosen = {IDS[r] for r in rows}
+    return ", ".join(i for i in REFERENCE["image_id"] if i in chosen)
+
+
+def no_label(value):
+    def build(tmp_path):
+        input_dir = write_input(tmp_path, REFERENCE, with_rows(PREDICTIONS, label={3: value}), REPORT)
+        return input_dir, (f"Submission error: predictions.csv: 1 row(s) have no label (empty or NaN), "
+                           f"e.g. image_id {IDS[3]}")
+    build.__name__ = f"no_label_{value or 'empty'}"
+    return case(build)
+
+
+for _value in ("", "NaN", "nan", "None"):
+    no_label(_value)
+
+
+@case
+def unknown_set_value(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, with_rows(PREDICTIONS, set={0: "clean"}), REPORT)
+    return input_dir, (f"Submission error: predictions.csv: 1 row(s) have an unknown set 'clean' "
+                 f"(image_id {IDS[0]}); allowed: pristine, degraded")
+
+
+@case
+def image_in_the_wrong_set(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, with_rows(PREDICTIONS, set={1: "degraded"}), REPORT)
+    return input_dir, (f"Submission error: predictions.csv: 1 image_id(s) are in the wrong set, "
+                 f"e.g. {IDS[1]} (predictions: degraded, reference: pristine)")
+
+
+def bad_probability(name, value, expected):
+    """Set prob_SNE of the second pristine row (line 3) to `value`."""
+    def build(tmp_path):
+        probs = predictions_frame(REFERENCE, probs=True)
+        lines = probs.to_csv(index=False, float_format="%.6f").splitlines()
+        fields = lines[3].split(",")
+        column = lines[0].split(",").index("prob_SNE")
+        fields[column] = value
+        lines[3] = ",".join(fields)
+        input_dir = write_input(tmp_path, REFERENCE, "\n".join(lines) + "\n", REPORT)
+        others = sum(float(f) for k, f in enumerate(fields[3:], start=3) if k != column)
+        message = expected.format(id=probs["image_id"][2], sum=f"{others + 0.9:.6f}")
+        return input_dir, f"Submission error: predictions.csv: {message}"
+    build.__name__ = f"probability_{name}"
+    return case(build)
+
+
+NOT_FINITE = "1 probability value(s) are not finite numbers (empty, NaN, inf or text), e.g. prob_SNE of image_id {id}"
+bad_probability("nan", "NaN", NOT_FINITE + " ('NaN')")
+bad_probability("empty", "", NOT_FINITE + " ('')")
+bad_probability("text", "high", NOT_FINITE + " ('high')")
+bad_probability("negative", "-0.2", "1 probability value(s) are negative, e.g. prob_SNE of image_id {id} ('-0.2')")
+bad_probability("not_summing_to_1", "0.9", "the probabilities of 1 row(s) do not sum to 1 (tolerance 0.001), "
+                "e.g. image_id {id} sums to {sum}")
+
+
+@case
+def ingestion_failed_on_time_budget(tmp_path):
+    reason = "time budget of 60 s exceeded after 12 of 52 images"
+    partial = PREDICTIONS.iloc[:12]
+    input_dir = write_input(tmp_path, REFERENCE, partial, run_report(REFERENCE, status="failed", reason=reason))
+    return input_dir, (f"Submission error: the ingestion run failed: {reason} (run_report.json)")
+
+
+@case
+def ingestion_failed_without_predictions(tmp_path):
+    """The run report's reason wins over the missing file: it says why."""
+    report = run_report(REFERENCE, status="failed", reason="Model.load() raised OSError: weights.pt not found")
+    input_dir = write_input(tmp_path, REFERENCE, None, report)
+    return input_dir, ("Submission error: the ingestion run failed: Model.load() raised OSError: "
+                 "weights.pt not found (run_report.json)")
+
+
+@case
+def missing_run_report(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, None)
+    return input_dir, (f"Submission error: run_report.json not found in {input_dir / 'res'}: the "
+                 "ingestion program did not finish (it writes the report last, also when it fails), so the "
+                 "predictions cannot be trusted")
+
+
+@case
+def broken_run_report(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, "{not json")
+    return input_dir, ("Submission error: run_report.json is not valid JSON (Expecting property name "
+                 "enclosed in double quotes: line 1 column 2 (char 1)); it must be the ingestion's own report")
+
+
+@case
+def reference_missing(tmp_path):
+    input_dir = write_input(tmp_path, None, PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} "
+                 "not found: the reference data folder must contain reference.csv")
+
+
+@case
+def reference_bad_label_names_file_and_row(tmp_path):
+    bad = with_rows(REFERENCE, label={4: "Neutrophil"})
+    input_dir = write_input(tmp_path, bad, PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} "
+                 f"line 6 (image_id '{REFERENCE['image_id'][4]}'): label 'Neutrophil' is not one of {ALLOWED}; "
+                 "1 such row(s)")
+
+
+@case
+def reference_lacks_a_column(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE.drop(columns=["severity"]), PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} "
+                 "lacks column(s) severity; found image_id, set, label, cell_id, release_image_id, patient_hash")
+
+
+@case
+def reference_without_a_severity(tmp_path):
+    no_extreme = REFERENCE.assign(severity=REFERENCE["severity"].replace("extreme", "moderate"))
+    input_dir = write_input(tmp_path, no_extreme, PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'}: "
+                 "the degraded set has no image of severity extreme")
+
+
+def test_bom_crlf_case_and_spaces_are_accepted(tmp_path):
+    """The documented normalisations give the scores of the canonical file."""
+    messy = PREDICTIONS.assign(label=" " + PREDICTIONS["label"].str.lower() + " ",
+                               set=PREDICTIONS["set"].str.capitalize())
+    text = "\ufeff" + messy.to_csv(index=False).replace("\n", "\r\n")
+    inputs = {"canonical": write_input(tmp_path / "canonical", REFERENCE, PREDICTIONS, REPORT),
+              "messy": write_input(tmp_path / "messy", REFERENCE, text, REPORT)}
+    scores = {name: score(d / "res", d / "ref", tmp_path / name / "out", n_boot=20) for name, d in inputs.items()}
+    assert scores["canonical"] == scores["messy"]
+    assert "52 prediction row(s) had their label or set normalised" in (
+        tmp_path / "messy" / "out" / "detailed_results.html").read_text()
+
+
+# Last: the cases above must be registered before this parametrisation is evaluated.
+@pytest.mark.parametrize("name", CASES)
+def test_fails_with_exact_message(outcomes, name):
+    _, expected, run, out = outcomes[name]
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip() == expected
+    assert "Traceback" not in run.stderr
+    # the fixture left a stale scores.json there: a failed run must remove it and write nothing
+    assert not (out / "scores.json").exists() and not (out / "detailed_results.html").exists()

@@ -1,0 +1,142 @@
+"""Compare submissions on one reference: ranking on degraded macro-F1, bootstrap rank stability, paired p-values.
+
+Usage: python tools/compare.py PRED1.csv PRED2.csv ... --reference REF.csv [--out compare.png]
+Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
+differences are paired: a p-value is two-sided, 2 x the smaller share of replicates on either side of 0
+(with the +1 correction, so never below 2/(B+1)).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring_program"))
+
+from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval  # noqa: E402
+from classification_metrics import confusion_metrics, macro_f1, present_classes  # noqa: E402
+from prediction_file import read_predictions  # noqa: E402
+from reference_file import read_reference  # noqa: E402
+from scoring_errors import ScoringError  # noqa: E402
+
+
+def submission_names(paths: list[Path]) -> list[str]:
+    """Short names: the file stem, or its folder's name for files called predictions.csv; paths if ambiguous."""
+    names = [p.parent.name if p.stem == "predictions" else p.stem for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def compare(y_true: np.ndarray, y_preds: np.ndarray, names: list[str], n_boot: int = N_BOOTSTRAP,
+            seed: int = 0) -> dict:
+    """Rank submissions; y_true: (n,) degraded-set reference codes, y_preds: (m, n) their predictions.
+
+    Returns names, macro_f1 (m,), interval (m, 2), rank (m,) (1 = best, ties share the better rank),
+    rank_stability (m,) (share of replicates in which each keeps its rank), rank_range (m, 2) (95% of
+    replicate ranks) and p_value (m, m) for the paired difference of macro-F1.
+    """
+    observed = np.array([macro_f1(y_true, p) for p in y_preds])
+    confusions = bootstrap_confusions(y_true, y_preds, n_boot, np.random.default_rng(seed))
+    replicates = confusion_metrics(confusions, present_classes(y_true))["macro_f1"]  # (B, m)
+    rank = rankdata(-observed, method="min").astype(int)
+    replicate_ranks = rankdata(-replicates, method="min", axis=1).astype(int)
+    below = (replicates[:, :, None] - replicates[:, None, :] <= 0).sum(axis=0)
+    above = (replicates[:, :, None] - replicates[:, None, :] >= 0).sum(axis=0)
+    p_value = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_boot + 1))
+    np.fill_diagonal(p_value, 1.0)
+    return {
+        "names": list(names),
+        "n_boot": n_boot,
+        "macro_f1": observed,
+        "interval": np.array([percentile_interval(replicates[:, m]) for m in range(len(names))]),
+        "rank": rank,
+        "rank_stability": (replicate_ranks == rank).mean(axis=0),
+        "rank_range": np.percentile(replicate_ranks, [2.5, 97.5], axis=0, method="lower").T.astype(int),
+        "p_value": p_value,
+    }
+
+
+def format_table(result: dict) -> str:
+    """Ranking table then the matrix of pairwise p-values, as plain text."""
+    order = np.argsort(result["rank"], kind="stable")
+    width = max(len("submission"), *(len(n) for n in result["names"]))
+    lines = [f"{'rank':<5} {'submission':<{width}}  degraded_macro_f1  95% CI            keeps rank  rank range"]
+    for m in order:
+        low, high = result["interval"][m]
+        r_low, r_high = result["rank_range"][m]
+        lines.append(f"{result['rank'][m]:<5} {result['names'][m]:<{width}}  {result['macro_f1'][m]:<17.4f}  "
+                     f"[{low:.4f}, {high:.4f}]  {result['rank_stability'][m]:>9.1%}  {r_low}-{r_high}")
+    lines.append("")
+    lines.append(f"Paired bootstrap p-values ({result['n_boot']} replicates), H0: equal degraded macro-F1")
+    lines.append(" " * (width + 2) + "".join(f"{result['names'][m][:10]:>12}" for m in order))
+    for i in order:
+        lines.append(f"{result['names'][i]:<{width}}  " + "".join(
+            f"{'-':>12}" if i == j else f"{result['p_value'][i, j]:>12.4f}" for j in order))
+    return "\n".join(lines)
+
+
+def plot(result: dict, out_path: Path) -> None:
+    """PNG: macro-F1 with 95% intervals and rank stability (left), pairwise p-values (right)."""
+    from matplotlib.figure import Figure
+
+    order = np.argsort(result["rank"], kind="stable")
+    names = [result["names"][m] for m in order]
+    values, intervals = result["macro_f1"][order], result["interval"][order]
+    fig = Figure(figsize=(11, 0.5 * len(names) + 3))
+    left, right = fig.subplots(1, 2)
+    y = np.arange(len(names))[::-1]
+    left.errorbar(values, y, xerr=[values - intervals[:, 0], intervals[:, 1] - values], fmt="o", capsize=4)
+    left.set_yticks(y, [f"#{result['rank'][m]} {result['names'][m]}\nkeeps rank {result['rank_stability'][m]:.0%}"
+                        for m in order])
+    left.set_xlabel("degraded macro-F1 (95% bootstrap CI)")
+    p = result["p_value"][np.ix_(order, order)]
+    image = right.imshow(np.where(np.eye(len(names), dtype=bool), np.nan, p), vmin=0, vmax=1, cmap="viridis_r")
+    right.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    right.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j:
+                right.text(j, i, f"{p[i, j]:.3f}", ha="center", va="center",
+                           color="white" if p[i, j] < 0.5 else "black")
+    right.set_title("paired bootstrap p-value")
+    fig.colorbar(image, ax=right, fraction=0.046)
+    fig.savefig(out_path, dpi=100, bbox_inches="tight")
+
+
+def compare_files(paths: list[Path], reference_path: Path, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """Validate every prediction file against the reference (as the scorer does) and compare on the degraded set."""
+    reference = read_reference(reference_path)
+    tables = []
+    for path in paths:
+        try:
+            tables.append(read_predictions(path, reference))
+        except ScoringError as err:  # several files may be called predictions.csv: name the path
+            raise type(err)(f"{path}: {err}") from None
+    degraded = tables[0].set == "degraded"
+    y_preds = np.stack([t.y_pred[degraded] for t in tables])
+    return compare(tables[0].y_true[degraded], y_preds, submission_names(paths), n_boot, seed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("predictions", nargs="+", type=Path, help="predictions.csv files of the submissions")
+    parser.add_argument("--reference", required=True, type=Path, help="the phase's reference.csv")
+    parser.add_argument("--out", type=Path, default=Path("compare.png"), help="PNG to write (default compare.png)")
+    parser.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if len(args.predictions) < 2:
+        parser.error("give at least two prediction files to compare")
+    try:
+        result = compare_files(args.predictions, args.reference, args.bootstrap, args.seed)
+    except ScoringError as err:
+        print(f"{err.kind}: {err}", file=sys.stderr)
+        return 1
+    print(format_table(result))
+    plot(result, args.out)
+    print(f"\nWrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

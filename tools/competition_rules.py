@@ -1,0 +1,232 @@
+"""CodaBench v2 competition.yaml rules (what the uploader and the worker reject or silently mishandle)."""
+import re
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+REQUIRED_KEYS = ("version", "title", "image", "terms", "pages", "docker_image", "tasks", "phases", "leaderboards")
+TASK_FOLDERS = ("ingestion_program", "input_data", "scoring_program", "reference_data")
+PROGRAMS = ("ingestion_program", "scoring_program")
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+PRIMARY_KEY = "degraded_macro_f1"
+SORTINGS = ("asc", "desc")
+
+
+class _TextDatesLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as text, so their exact spelling can be checked."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def load_competition(path) -> dict:
+    """Parse competition.yaml with dates left as strings."""
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.load(handle, Loader=_TextDatesLoader)  # noqa: S506 (a SafeLoader subclass)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a YAML mapping")
+    return config
+
+
+def referenced_paths(config: dict) -> list:
+    """Every bundle-relative path competition.yaml points at (pages, terms, logo, task folders, solutions, kits)."""
+    paths = [config.get("image"), config.get("terms")]
+    paths += [page.get("file") for page in config.get("pages") or [] if isinstance(page, dict)]
+    for task in config.get("tasks") or []:
+        if isinstance(task, dict):
+            paths += [task.get(kind) for kind in TASK_FOLDERS]
+    paths += [solution.get("path") for solution in config.get("solutions") or [] if isinstance(solution, dict)]
+    for phase in config.get("phases") or []:
+        if isinstance(phase, dict):
+            paths += [phase.get("starting_kit"), phase.get("public_data")]
+    return sorted({str(path).rstrip("/") for path in paths if path})
+
+
+def _check_file(root, value, what, problems):
+    if not value:
+        problems.append(f"{what}: missing")
+    elif not (root / str(value)).is_file():
+        problems.append(f"{what}: file '{value}' not found in the bundle")
+    elif not (root / str(value)).read_bytes().strip():
+        problems.append(f"{what}: file '{value}' is empty (CodaBench rejects empty pages)")
+
+
+def _check_program(root, folder, what, problems):
+    metadata_yaml = root / folder / "metadata.yaml"
+    if not metadata_yaml.is_file():
+        problems.append(f"{what}: '{folder}/metadata.yaml' not found (the worker needs its command)")
+    else:
+        command = (yaml.safe_load(metadata_yaml.read_text(encoding="utf-8")) or {}).get("command")
+        if not command:
+            problems.append(f"{what}: '{folder}/metadata.yaml' has no 'command'")
+    for path in (root / folder).rglob("metadata"):
+        problems.append(f"{what}: '{path.relative_to(root)}' is named 'metadata': the worker reads it as the "
+                        "program's metadata and writes its own file of that name into the output")
+
+
+def _check_tasks(config, root, problems):
+    indices = set()
+    for position, task in enumerate(config.get("tasks") or []):
+        what = f"tasks[{position}]"
+        if not isinstance(task, dict):
+            problems.append(f"{what}: expected a mapping")
+            continue
+        if not isinstance(task.get("index"), int) or task["index"] in indices:
+            problems.append(f"{what}: 'index' missing, not an integer or duplicated")
+        indices.add(task.get("index"))
+        if "key" in task:
+            continue
+        if not task.get("scoring_program"):
+            problems.append(f"{what}: no scoring_program")
+        for kind in TASK_FOLDERS:
+            value = task.get(kind)
+            if value is None:
+                continue
+            path = root / str(value)
+            if path.is_file():
+                problems.append(f"{what}.{kind}: '{value}' is a plain file; reference a folder (the uploader "
+                                "zips folders; a plain file is handed to the worker as is)")
+            elif not path.is_dir():
+                problems.append(f"{what}.{kind}: folder '{value}' not found in the bundle")
+            elif not any(path.iterdir()):
+                problems.append(f"{what}.{kind}: folder '{value}' is empty")
+            elif kind in PROGRAMS:
+                _check_program(root, str(value), f"{what}.{kind}", problems)
+    return indices
+
+
+def _parse_date(value, what, problems):
+    if not isinstance(value, str) or not DATE_PATTERN.match(value):
+        problems.append(f"{what}: {value!r} is not a 'YYYY-MM-DD HH:MM:SS' date (quote-free, e.g. 2026-01-15 00:00:00)")
+        return None
+    try:
+        return datetime.strptime(value, DATE_FORMAT)
+    except ValueError:
+        problems.append(f"{what}: {value!r} is not a valid date")
+        return None
+
+
+def _check_phases(config, root, task_indices, problems):
+    phases = config.get("phases") or []
+    if not phases:
+        problems.append("phases: none defined")
+    dated = []
+    for position, phase in enumerate(phases):
+        what = f"phases[{position}] ({phase.get('name', '?') if isinstance(phase, dict) else '?'})"
+        if not isinstance(phase, dict):
+            problems.append(f"{what}: expected a mapping")
+            continue
+        for key in ("name", "start", "tasks"):
+            if key not in phase:
+                problems.append(f"{what}: missing '{key}'")
+        tasks = phase.get("tasks") or []
+        if not tasks or any(index not in task_indices for index in tasks):
+            problems.append(f"{what}: tasks {tasks} must list existing task indices {sorted(task_indices)}")
+        start = _parse_date(phase.get("start"), f"{what}.start", problems) if "start" in phase else None
+        end = _parse_date(phase.get("end"), f"{what}.end", problems) if phase.get("end") is not None else None
+        if start and end and end <= start:
+            problems.append(f"{what}: end {phase['end']} is not after start {phase['start']}")
+        limit = phase.get("execution_time_limit")
+        if limit is not None and (not isinstance(limit, int) or limit <= 0):
+            problems.append(f"{what}: execution_time_limit {limit!r} must be a positive number of seconds")
+        for kind in ("starting_kit", "public_data"):
+            if phase.get(kind) and not (root / str(phase[kind])).exists():
+                problems.append(f"{what}.{kind}: '{phase[kind]}' not found in the bundle")
+        dated.append((phase.get("index", position), what, start, end, phase.get("end")))
+    dated.sort(key=lambda item: item[0])
+    for (_, what, _, end, end_text), (_, next_what, next_start, _, _) in zip(dated, dated[1:]):
+        if end_text is None:
+            problems.append(f"{what}: needs an end date because {next_what} follows it")
+        elif end and next_start and next_start < end:
+            problems.append(f"{next_what}: starts before {what} ends (phases must be sequential)")
+        elif end and next_start and next_start == end:
+            problems.append(f"{next_what}: starts exactly when {what} ends; CodaBench rejects equal dates")
+
+
+def _check_leaderboards(config, problems):
+    leaderboards = config.get("leaderboards") or []
+    if not leaderboards:
+        problems.append("leaderboards: none defined")
+    for position, board in enumerate(leaderboards):
+        what = f"leaderboards[{position}]"
+        if not isinstance(board, dict):
+            problems.append(f"{what}: expected a mapping")
+            continue
+        for key in ("title", "key", "columns"):
+            if not board.get(key):
+                problems.append(f"{what}: missing '{key}'")
+        indices, keys = {}, set()
+        for column_position, column in enumerate(board.get("columns") or []):
+            column_what = f"{what}.columns[{column_position}]"
+            if not isinstance(column, dict):
+                problems.append(f"{column_what}: expected a mapping")
+                continue
+            for key in ("title", "key", "index", "sorting"):
+                if key not in column:
+                    problems.append(f"{column_what}: missing '{key}'")
+            if column.get("sorting") not in SORTINGS:
+                problems.append(f"{column_what}: sorting {column.get('sorting')!r}, expected one of {SORTINGS}")
+            if not isinstance(column.get("index"), int) or column["index"] in indices:
+                problems.append(f"{column_what}: index {column.get('index')!r} missing, not an integer or duplicated")
+            else:
+                indices[column["index"]] = column.get("key")
+            if column.get("key") in keys:
+                problems.append(f"{column_what}: duplicate key {column.get('key')!r}")
+            keys.add(column.get("key"))
+        if position == 0 and indices.get(0) != PRIMARY_KEY:
+            problems.append(f"{what}: column index 0 is {indices.get(0)!r}; the primary score {PRIMARY_KEY!r} "
+                            "must be at index 0")
+
+
+def _check_docker_image(config, problems):
+    image = str(config.get("docker_image") or "")
+    name, _, tag = image.rpartition(":")
+    if not image or "/" in tag or not name:
+        problems.append(f"docker_image: {image!r} has no tag; pin an exact tag (not ':latest')")
+    elif tag == "latest":
+        problems.append(f"docker_image: {image!r} uses ':latest'; pin an exact tag so every run uses the same image")
+
+
+def check_competition(config: dict, root) -> list:
+    """All v2 rule violations of a parsed competition.yaml whose paths are relative to root (empty = fine)."""
+    root = Path(root)
+    problems = [f"missing required key '{key}'" for key in REQUIRED_KEYS if key not in config]
+    if config.get("version") != 2:
+        problems.append(f"version: {config.get('version')!r}, expected 2")
+    _check_file(root, config.get("image"), "image (logo)", problems)
+    _check_file(root, config.get("terms"), "terms", problems)
+    for position, page in enumerate(config.get("pages") or []):
+        if not isinstance(page, dict) or not page.get("title"):
+            problems.append(f"pages[{position}]: needs 'title' and 'file'")
+        else:
+            _check_file(root, page.get("file"), f"pages[{position}] ({page['title']})", problems)
+    if config.get("enable_detailed_results") is not True:
+        problems.append("enable_detailed_results: must be true (the scoring program writes detailed_results.html)")
+    task_indices = _check_tasks(config, root, problems)
+    for position, solution in enumerate(config.get("solutions") or []):
+        if not isinstance(solution, dict) or not solution.get("path") or "index" not in solution:
+            problems.append(f"solutions[{position}]: needs 'index', 'path' and 'tasks'")
+            continue
+        if any(index not in task_indices for index in solution.get("tasks") or [None]):
+            problems.append(f"solutions[{position}]: tasks {solution.get('tasks')} must list existing task indices")
+        if not (root / str(solution["path"])).exists():
+            problems.append(f"solutions[{position}]: '{solution['path']}' not found in the bundle")
+    _check_phases(config, root, task_indices, problems)
+    _check_leaderboards(config, problems)
+    _check_docker_image(config, problems)
+    return problems
+
+
+def check_score_keys(config: dict, score_keys) -> list:
+    """Leaderboard column keys must equal the scores.json keys: CodaBench drops unknown keys without a word."""
+    column_keys = [column.get("key") for board in config.get("leaderboards") or [] if isinstance(board, dict)
+                   for column in board.get("columns") or [] if isinstance(column, dict)]
+    problems = [f"leaderboard column '{key}' is not a key score.py writes ({', '.join(score_keys)})"
+                for key in column_keys if key not in score_keys]
+    problems += [f"score.py writes '{key}', which no leaderboard column shows" for key in score_keys
+                 if key not in column_keys]
+    return problems
