@@ -20,9 +20,10 @@ def load_split(release_dir, config, split):
         return pd.DataFrame(columns=["image_id", "label", "severity", "original_image_id", "patient_hash",
                                      "image_bytes"])
     rows = read_rows(release, config, split, release.legend())
-    return pd.DataFrame({"image_id": [r.image_id for r in rows], "label": [r.label for r in rows],
-                         "severity": [r.severity for r in rows], "original_image_id": [r.original_image_id for r in rows],
-                         "patient_hash": [r.patient_hash for r in rows], "image_bytes": [r.image for r in rows]})
+    columns = ("image_id", "label", "severity", "original_image_id", "patient_hash")
+    frame = pd.DataFrame({name: [getattr(row, name) for row in rows] for name in columns})
+    frame["image_bytes"] = [row.image for row in rows]
+    return frame
 
 
 def decode(image_bytes):
@@ -42,7 +43,8 @@ def training_rows(release_dir, split="phase2_train"):
 def validation_sets(release_dir, split="phase2_eval", seed=0, limit=None):
     """(pristine rows, degraded rows, where the degraded rows came from) for the validation split.
 
-    The degraded set is the release's own when it has one, else synthesised the way tools/prepare.py does it: each pristine image gets one degraded twin whose severity is drawn uniformly
+    The degraded set is the release's own when it has one, else synthesised the way tools/prepare.py does it:
+    each pristine image gets one degraded twin whose severity is drawn uniformly
     from the four severities (a "pristine" draw is an unmodified copy), with tools/degrade.py and a fixed seed,
     so every run and every baseline is validated on the same images. `limit` caps the images per set.
     """

@@ -1,4 +1,4 @@
-"""Train a WBCBench baseline (ResNet-50, or the Swin + ConvNeXt V2 + ResNet-50 ensemble) and write its submission folder.
+"""Train a WBCBench baseline (ResNet-50, or the Swin + ConvNeXt V2 + ResNet-50 ensemble); write its submission folder.
 
     python baselines/train_baseline.py RELEASE --baseline resnet50 --profile cpu-quick
     torchrun --nproc_per_node 4 baselines/train_baseline.py RELEASE --baseline ensemble --profile gpu
@@ -87,6 +87,13 @@ BASELINES = {
                       Member("convnextv2_atto", 64, learning_rate=2e-3),
                       Member("resnet18", 64, learning_rate=2e-3)],
     },
+}
+
+NOTES = {
+    ("ensemble", "cpu-quick"): "cpu-quick ensemble: smaller members of the same three families (swin_tiny with 4x4 "
+                               "windows, convnextv2_atto, resnet18) at 64 px, so it trains in about one ResNet-50's "
+                               "CPU time; the gpu profile trains swin_tiny_patch4_window7_224, convnextv2_tiny and "
+                               "resnet50 at 224 px.",
 }
 
 
@@ -361,6 +368,8 @@ def plot_history(history, path, title):
         score_axis.plot(epochs, values, style, label=key.replace("_macro_f1", ""))
     score_axis.set(xlabel="epoch", ylabel="validation macro-F1", ylim=(0, 1), title="phase2_eval")
     score_axis.legend(fontsize=8)
+    for axis in (loss_axis, score_axis):
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -379,6 +388,14 @@ def member_entry(member, weights_name, history, pretrained, profile, options, tr
     }
 
 
+def resized(member, input_size):
+    """The member at another input size (tests, quick runs); Swin's fixed img_size follows."""
+    if not input_size:
+        return member
+    kwargs = {**member.model_kwargs, **({"img_size": input_size} if "img_size" in member.model_kwargs else {})}
+    return dataclasses.replace(member, input_size=input_size, model_kwargs=kwargs)
+
+
 def train_baseline(options):
     """Train every member of options.baseline and write the submission folder; returns the card (rank 0)."""
     rank, world, device = distributed_setup()
@@ -386,19 +403,19 @@ def train_baseline(options):
     threads = options.threads or profile.threads
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
-    members = [dataclasses.replace(member, input_size=options.input_size,
-                                   model_kwargs={**member.model_kwargs, **(
-                                       {"img_size": options.input_size} if "img_size" in member.model_kwargs else {})})
-               if options.input_size else member for member in BASELINES[options.baseline][options.profile]]
+    members = [resized(member, options.input_size) for member in BASELINES[options.baseline][options.profile]]
     out = Path(options.out or BASELINES_DIR / options.baseline)
     run_name = f"{options.baseline}-{options.profile}-curriculum_{'on' if options.curriculum else 'off'}"
     started = time.time()
 
     train_rows = limit_rows(training_rows(options.release), options.limit_train, options.seed)
-    pristine_rows, degraded_rows, degraded_source = validation_sets(options.release, seed=options.seed,
-                                                                    limit=options.limit_eval)
+    if rank == 0:
+        pristine_rows, degraded_rows, degraded_source = validation_sets(options.release, seed=options.seed,
+                                                                        limit=options.limit_eval)
+        # Until the new card is written the folder is not a submission (no card of old weights survives).
+        (out / baseline_model.CARD_NAME).unlink(missing_ok=True)
 
-    card_members, histories = [], {}
+    card_members = []
     for member in members:
         run_dir = Path(options.runs_dir) / run_name / member.architecture
         if rank == 0:
@@ -420,7 +437,8 @@ def train_baseline(options):
     card = {
         "baseline": options.baseline, "classes": list(CLASSES), "tta": profile.tta, "members": card_members,
         "make_command": f"make {options.baseline}",
-        "recipe": {"profile": options.profile, "curriculum": options.curriculum, "seed": options.seed,
+        "recipe": {"profile": options.profile, "note": NOTES.get((options.baseline, options.profile), ""),
+                   "curriculum": options.curriculum, "seed": options.seed,
                    "release": str(Path(options.release).resolve()), "train_split": "phase2_train",
                    "validation_split": "phase2_eval", "validation_degraded": degraded_source,
                    "limit_train": options.limit_train, "limit_eval": options.limit_eval,

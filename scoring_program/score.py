@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from prediction_file import read_predictions
+from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
 from report_reader import images_per_second, load_run_report, predict_failures
 from scoring_errors import ScoringError, SubmissionError
@@ -33,17 +33,13 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     reference = read_reference(ref_dir / "reference.csv")
     report = load_run_report(res_dir / "run_report.json")
     predictions_path = res_dir / "predictions.csv"
-    if not predictions_path.is_file():
-        raise SubmissionError(
-            f"predictions.csv not found in {res_dir}: the ingestion program did not write predictions; see its log"
-        )
-    if report is None:
+    if report is None and predictions_path.is_file():  # with neither, the missing predictions are reported
         raise SubmissionError(
             f"run_report.json not found in {res_dir}: the ingestion program did not finish "
             "(it writes the report last, also when it fails), so the predictions cannot be trusted"
         )
+    table = read_predictions(predictions_path, reference, predict_failures(report) if report else NO_FAILURES)
     speed = images_per_second(report)
-    table = read_predictions(predictions_path, reference, predict_failures(report))
 
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP

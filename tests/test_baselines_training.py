@@ -1,4 +1,4 @@
-"""The baselines' training recipe and packing: a tiny real training run, the card, the zip, the sampler, the curriculum."""
+"""The baselines' recipe and packing: a tiny real training run, its card and zip, the sampler, the curriculum."""
 import importlib.util
 import json
 import zipfile

@@ -79,8 +79,8 @@ def test_docker_tag_same_in_yaml_readme_and_dockerfile(config):
     assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M)
     assert f'org.opencontainers.image.ref.name="{tag}"' in dockerfile
     installs = [line for line in dockerfile.splitlines() if "pip install" in line]
-    assert installs and all("-r /tmp/requirements.txt" in line for line in installs)
-    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+    assert installs and all("-r /tmp/requirements.txt -c /tmp/constraints.txt" in line for line in installs)
+    assert "COPY requirements.txt constraints.txt /tmp/" in dockerfile
     readme = (REPO / "README.md").read_text() if (REPO / "README.md").exists() else ""
     builds = re.findall(r"docker build\s+(?:\S+\s+)*?-t\s+(\S+)", readme)
     assert builds, "README.md has no `docker build -t TAG .` command (organizer section)"

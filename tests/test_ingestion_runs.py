@@ -339,6 +339,16 @@ def test_no_model_py_and_an_enclosing_folder(tmp_path):
     assert done.returncode == 0 and report["warnings"] == [note] and f"[ingestion] {note}" in done.stderr
 
 
+def test_two_enclosed_submissions_are_refused(tmp_path):
+    twice = tmp_path / "twice"
+    make_submission(twice / "a", LABEL_MODEL)
+    make_submission(twice / "b", LABEL_MODEL)
+    done, report, _ = ingest(tmp_path, twice)
+    assert done.returncode == 1
+    assert report["reason"] == ("no model.py at the top of the submission, and several one level down (a/model.py, "
+                                "b/model.py); zip the files of one submission, without an enclosing folder")
+
+
 def test_a_zipped_submission_with_an_enclosing_folder_runs_locally(tmp_path):
     archive = tmp_path / "submission.zip"
     write_zip(archive, {"my_submission/model.py": textwrap.dedent(LABEL_MODEL)})

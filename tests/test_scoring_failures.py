@@ -104,6 +104,25 @@ def some_probability_columns_only(tmp_path):
 
 
 @case
+def repeated_column(tmp_path):
+    text = "image_id,set,label,label\n" + PREDICTIONS.assign(again=PREDICTIONS["label"]).to_csv(index=False, header=False)
+    input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
+    return input_dir, "Submission error: predictions.csv: column(s) label appear more than once in the header"
+
+
+@case
+def empty_image_id(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, with_rows(PREDICTIONS, image_id={0: "", 1: " "}), REPORT)
+    return input_dir, "Submission error: predictions.csv: 2 row(s) have an empty image_id"
+
+
+@case
+def run_report_with_an_unknown_status(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, run_report(REFERENCE, status="running"))
+    return input_dir, "Submission error: run_report.json has status 'running'; expected 'ok' or 'failed'"
+
+
+@case
 def row_with_extra_field(tmp_path):
     lines = PREDICTIONS.to_csv(index=False).splitlines()
     lines[3] += ",oops"

@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy.ndimage import gaussian_filter
 
-CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
+from vocabulary import CLASSES
+
 CELL_TYPES = {
     "BA": "Basophil", "BL": "Blast cell", "BNE": "Band-form neutrophil", "EO": "Eosinophil",
     "LY": "Lymphocyte", "MMY": "Metamyelocyte", "MO": "Monocyte", "MY": "Myelocyte", "PC": "Plasma cell",

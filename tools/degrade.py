@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image, ImageFilter
 
-SEVERITIES = ("pristine", "mild", "moderate", "extreme")
+from vocabulary import SEVERITIES
 
 # Every severity records the same keys (identity values where unused), so degradation_params.csv is one table.
 PARAM_KEYS = ("blur", "blur_sigma", "motion_length", "motion_angle", "noise_sigma", "brightness", "contrast",

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-sys.path.append(str(Path(__file__).resolve().parents[1] / "scoring_program"))  # the challenge vocabulary
-from label_space import CLASSES, SETS, SEVERITIES  # noqa: E402
+from vocabulary import CLASSES, SETS, SEVERITIES
 
 TEXT_COLUMNS = ("image_id", "label", "wbcbench_split", "severity", "original_image_id", "patient_hash")
 SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")

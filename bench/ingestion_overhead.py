@@ -1,0 +1,249 @@
+"""Benchmark: ingestion's wall time against the ResNet-50 baseline's own compute on the same images; goal <= 1.10.
+
+Usage: python bench/ingestion_overhead.py [-n 256] [--input-size 64] [--batch-size 32] [--seed 0] [--repeats 2]
+                                          [--input-data DIR]
+
+One submission folder (the baseline's model.py, a card with one resnet50 member at the cpu-quick input size and
+TTA, random weights saved as the recipe saves them) and the same n images (half pristine, half degraded) are used
+for every measurement. Each repeat runs, each in a fresh process so both start equally cold:
+  (a) pure compute: the images decoded beforehand (untimed), then model.predict_batch batch by batch, set by set:
+      everything the model does (its resize, normalisation, TTA, network); for information also the network
+      part alone on tensors resized beforehand (normalise, TTA views, network, softmax under inference_mode);
+  (b) the real ingestion program, `python ingestion_program/ingestion.py INPUT OUTPUT PROGRAM SUBMISSION`: the run
+      report's per-set seconds (predicting, without loading the model) and the process's wall time.
+The ratio (b)/(a) is the overhead of ingestion's plumbing (reading the zips, JPEG decoding, batching, checking
+and recording outputs). Figures are the fastest of the repeats (the least disturbed by other processes).
+"""
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for folder in ("tools", "ingestion_program", "baselines"):
+    sys.path.insert(0, str(REPO / folder))
+
+from output_files import RUN_REPORT, SETS  # noqa: E402
+from zip_images import InputDataError, decode, list_images  # noqa: E402
+
+GOAL_RATIO = 1.10
+BASELINE, PROFILE = "resnet50", "cpu-quick"
+
+
+def baseline_settings():
+    """(input size, TTA) of the ResNet-50 baseline's cpu-quick recipe, read from the recipe itself."""
+    from train_baseline import BASELINES, PROFILES
+
+    (member,) = BASELINES[BASELINE][PROFILE]
+    return member.input_size, PROFILES[PROFILE].tta
+
+
+def make_submission(folder, input_size, tta, seed):
+    """A ready baseline folder: model.py copied from baselines/baseline_model.py, card.json, random weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    import baseline_model
+    from pack_baseline import install_submission_files
+    from train_baseline import IMAGENET_MEAN, IMAGENET_STD
+
+    folder.mkdir(parents=True)
+    member = {"architecture": BASELINE, "model_kwargs": {}, "weights": f"weights_{BASELINE}.safetensors",
+              "input_size": [3, input_size, input_size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+              "interpolation": "bicubic"}
+    torch.manual_seed(seed)
+    save_file(baseline_model.build_network(member).state_dict(), folder / member["weights"])
+    card = {"baseline": BASELINE, "classes": list(baseline_model.CLASSES), "tta": tta, "members": [member],
+            "make_command": f"make {BASELINE}"}
+    (folder / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
+    install_submission_files(folder, BASELINE)
+    return folder
+
+
+def existing_input(folder, per_set):
+    """folder if it holds pristine.zip and degraded.zip with at least per_set images each, else None and why."""
+    try:
+        counts = [len(list_images(folder / f"{s}.zip", s)) for s in SETS]
+    except InputDataError as exc:
+        return None, str(exc)
+    if min(counts) < per_set:
+        return None, f"{folder} has {counts} images per set, fewer than {per_set}"
+    return folder, None
+
+
+def build_demo_input(work, per_set, seed):
+    """input_data/eval of a demo release made for the bench: per_set pristine images and their degraded twins."""
+    from make_demo_release import build_release
+    from prepare import prepare
+
+    release = build_release(work / "release", seed=seed, split_sizes={"phase2_eval": per_set})
+    prepare(release, work / "bundle", seed=seed, demo=True, phases={"eval": "phase2_eval"})
+    return work / "bundle" / "input_data" / "eval"
+
+
+def copy_first_images(source, target, per_set):
+    """target/{pristine,degraded}.zip with the first per_set images (by id) of each source zip, bytes unchanged."""
+    target.mkdir(parents=True)
+    for set_name in SETS:
+        entries = list_images(source / f"{set_name}.zip", set_name)[:per_set]
+        with zipfile.ZipFile(source / f"{set_name}.zip") as archive, \
+                zipfile.ZipFile(target / f"{set_name}.zip", "w", zipfile.ZIP_STORED) as out:
+            for entry in entries:
+                out.writestr(entry.member, archive.read(entry.member))
+    return target
+
+
+def load_model(folder):
+    """The submission's Model, imported by path as ingestion does, loaded."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_model", folder / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Model()
+    model.load()
+    return module, model
+
+
+def pure_compute(submission, input_dir, batch_size):
+    """(a), run in its own process: seconds of predict_batch and of the network alone over the decoded images."""
+    import numpy as np
+    import torch
+
+    sets = {}
+    for set_name in SETS:
+        with zipfile.ZipFile(input_dir / f"{set_name}.zip") as archive:
+            sets[set_name] = [decode(archive.read(entry.member)) for entry in list_images(input_dir / f"{set_name}.zip", set_name)]
+    module, model = load_model(submission)
+    batches = {s: [images[i:i + batch_size] for i in range(0, len(images), batch_size)] for s, images in sets.items()}
+
+    started = time.perf_counter()
+    for set_name in SETS:
+        for batch in batches[set_name]:
+            model.predict_batch(batch)
+    predict_seconds = time.perf_counter() - started
+
+    (member,), network, (mean, std) = model.card["members"], model.networks[0], model.normalisers[0]
+    key = (tuple(member["input_size"]), member["interpolation"])
+    tensors = [torch.from_numpy(np.stack([module.image_to_array(image, *key) for image in batch]))
+               .permute(0, 3, 1, 2) for s in SETS for batch in batches[s]]
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for tensor in tensors:
+            batch = (tensor.float().div_(255) - mean) / std
+            total = sum(torch.softmax(network(view), dim=1) for view in module.tta_views(batch, model.card["tta"]))
+            total.tolist()
+    tensor_seconds = time.perf_counter() - started
+    return {"images": sum(len(images) for images in sets.values()), "predict_batch_seconds": predict_seconds,
+            "tensor_seconds": tensor_seconds, "torch_threads": torch.get_num_threads(),
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_pure_compute(submission, input_dir, batch_size):
+    command = [sys.executable, __file__, "--pure-compute", str(submission), str(input_dir), "--batch-size",
+               str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"pure-compute run failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_ingestion(submission, input_dir, output_dir, batch_size):
+    """(b): the real ingestion program in a subprocess; its run report plus the process's wall time."""
+    command = [sys.executable, str(REPO / "ingestion_program" / "ingestion.py"), str(input_dir), str(output_dir),
+               str(REPO / "ingestion_program"), str(submission), "--batch-size", str(batch_size)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    report_path = output_dir / RUN_REPORT
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if done.returncode != 0 or report.get("status") != "ok":
+        sys.exit(f"ingestion failed ({report.get('reason')}):\n{done.stderr[-3000:]}")
+    predict = sum(report["sets"][s]["seconds"] for s in SETS)
+    return {"predict_seconds": predict, "wall_seconds": wall, "load_seconds": report.get("load_seconds"),
+            "peak_memory_mb": report["peak_memory_mb"], "workers": report.get("workers")}
+
+
+def main(argv=None):
+    input_size, tta = baseline_settings()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--images", type=int, default=256, help="images in all, half per set (default 256)")
+    parser.add_argument("--input-size", type=int, default=input_size,
+                        help=f"the member's input size in px (default {input_size}, the baseline's {PROFILE})")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per predict_batch call (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="random weights and demo data")
+    parser.add_argument("--repeats", type=int, default=2, help="measurements of each (default 2)")
+    parser.add_argument("--input-data", type=Path, default=REPO / "input_data" / "eval",
+                        help="reuse this folder's zips when it has enough images (default input_data/eval); "
+                             "otherwise a demo release is built in a temporary folder")
+    parser.add_argument("--pure-compute", nargs=2, type=Path, metavar=("SUBMISSION", "INPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.pure_compute:
+        print(json.dumps(pure_compute(*args.pure_compute, args.batch_size)))
+        return 0
+    per_set = args.images // 2
+
+    with tempfile.TemporaryDirectory(prefix="wbc_bench_") as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        source, why = existing_input(args.input_data, per_set)
+        if source is None:
+            print(f"not reusing {args.input_data}: {why}; building a demo release with {per_set} pristine images "
+                  f"(and their degraded twins) in a temporary folder", flush=True)
+            source = build_demo_input(work, per_set, args.seed)
+            origin = "demo release built for the bench"
+        else:
+            origin = f"first {per_set} images per set of {source}"
+        input_dir = copy_first_images(source, work / "input", per_set)
+        submission = make_submission(work / "submission", args.input_size, tta, args.seed)
+        print(f"images: {2 * per_set} ({origin}); model: {BASELINE}, random weights, {args.input_size} px, "
+              f"TTA {tta}; batch size {args.batch_size}; set-up {time.perf_counter() - started:.1f} s", flush=True)
+
+        computes, ingestions = [], []
+        for repeat in range(args.repeats):
+            load = os.getloadavg()[0]
+            compute = run_pure_compute(submission, input_dir, args.batch_size)
+            ingestion = run_ingestion(submission, input_dir, work / f"output{repeat}", args.batch_size)
+            computes.append(compute)
+            ingestions.append(ingestion)
+            print(f"repeat {repeat + 1} (load average {load:.2f} -> {os.getloadavg()[0]:.2f}): "
+                  f"pure compute predict_batch {compute['predict_batch_seconds']:.2f} s "
+                  f"(network alone {compute['tensor_seconds']:.2f} s, {compute['torch_threads']} torch threads); "
+                  f"ingestion predicting {ingestion['predict_seconds']:.2f} s, process {ingestion['wall_seconds']:.2f} s "
+                  f"(model load {ingestion['load_seconds']:.2f} s, {ingestion['workers']} decoding threads); "
+                  f"ratio {ingestion['predict_seconds'] / compute['predict_batch_seconds']:.3f}", flush=True)
+
+    images = 2 * per_set
+    compute_s = min(c["predict_batch_seconds"] for c in computes)
+    tensor_s = min(c["tensor_seconds"] for c in computes)
+    ingestion_s = min(i["predict_seconds"] for i in ingestions)
+    wall_s = min(i["wall_seconds"] for i in ingestions)
+    compute_peak = max(c["peak_memory_mb"] for c in computes)
+    ingestion_peak = max(i["peak_memory_mb"] for i in ingestions)
+    ratio = ingestion_s / compute_s
+    print(f"(a) pure compute, model.predict_batch on decoded images: {compute_s:.2f} s, {images / compute_s:.1f} img/s, "
+          f"peak {compute_peak:.0f} MB")
+    print(f"    network alone on resized tensors (normalise, TTA, network, softmax): {tensor_s:.2f} s, "
+          f"{images / tensor_s:.1f} img/s")
+    print(f"(b) ingestion, predicting (run report, model load excluded): {ingestion_s:.2f} s, "
+          f"{images / ingestion_s:.1f} img/s, peak {ingestion_peak:.0f} MB")
+    print(f"    ingestion process wall time (interpreter start, imports, model load, outputs): {wall_s:.2f} s")
+    print(f"ratio (b)/(a): {ratio:.3f} predicting, {wall_s / compute_s:.3f} whole process; "
+          f"against the network alone {ingestion_s / tensor_s:.3f}")
+    print(f"load average over the last minute: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    verdict = "OK" if ratio <= GOAL_RATIO else "TOO SLOW"
+    print(f"ingestion_overhead: ratio {ratio:.2f} (goal <= {GOAL_RATIO:.2f}, {verdict}) ingestion "
+          f"{images / ingestion_s:.1f} img/s, pure compute {images / compute_s:.1f} img/s, n={images}, "
+          f"input {args.input_size} px, peak {ingestion_peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

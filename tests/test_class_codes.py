@@ -1,0 +1,28 @@
+"""The 13 class codes are written once per self-contained folder: every copy must agree with the scorer's."""
+import importlib.util
+import csv
+
+import label_space
+import model_outputs
+import output_files
+from conftest import REPO
+
+
+def _module_from(path):
+    spec = importlib.util.spec_from_file_location(f"codes_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_program_folder_uses_the_scorers_classes_and_sets():
+    assert model_outputs.CLASSES == label_space.CLASSES
+    assert output_files.SETS == label_space.SETS
+    assert _module_from(REPO / "starting_kit" / "model.py").CLASSES == label_space.CLASSES
+    assert _module_from(REPO / "baselines" / "baseline_model.py").CLASSES == label_space.CLASSES
+
+
+def test_the_classes_are_the_release_legend_in_order(small_release, pbc_release):
+    for release in (small_release, pbc_release):
+        with open(release / "metadata" / "class_legend.csv", newline="") as handle:
+            assert tuple(row["abbreviation"] for row in csv.DictReader(handle)) == label_space.CLASSES
