@@ -12,7 +12,8 @@ DEMO_RELEASE_STAMP := $(DEMO_RELEASE)/.complete
 BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
 
-.PHONY: all venv demo demo-release bundle-data starting-kit dry-run test bench clean
+.PHONY: all venv demo demo-release bundle-data starting-kit test bench clean \
+        resnet50 ensemble baselines baseline-zips bundle
 
 all: demo
 
@@ -48,6 +49,28 @@ demo: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) ingestion_program/ingestion.py
 	$(PY) scoring_program/score.py
 
+## Baselines (baselines/README.md): cpu-quick on the demo release unless told otherwise
+BASELINE_RELEASE ?= $(DEMO_RELEASE)
+BASELINE_PROFILE ?= cpu-quick
+BASELINE_ARGS ?=
+BASELINE_SOURCES := $(wildcard baselines/*.py) tools/degrade.py tools/release_reader.py
+
+resnet50: baselines/resnet50/card.json
+ensemble: baselines/ensemble/card.json
+baselines: resnet50 ensemble
+
+baselines/resnet50/card.json baselines/ensemble/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
+	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* --profile $(BASELINE_PROFILE) $(BASELINE_ARGS)
+
+baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip
+
+dist/%_submission.zip: baselines/%/card.json baselines/baseline_model.py baselines/pack_baseline.py
+	$(PY) baselines/pack_baseline.py $* --out dist
+
+## Upload bundle of the demo data (organizers: tools/prepare.py on the release, then tools/pack.py)
+bundle: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
+	$(PY) tools/pack.py --demo
+
 ## Tests and benchmarks --------------------------------------------------------
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -57,4 +80,5 @@ bench: $(STAMP)
 	$(PY) bench/scoring_scale.py
 
 clean:
-	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL)
+	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL) \
+	       baselines/*/model.py baselines/*/card.json baselines/*/weights_* baselines/runs

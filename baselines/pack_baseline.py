@@ -5,13 +5,12 @@
 import argparse
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 BASELINES_DIR = Path(__file__).resolve().parent
 MODEL_SOURCE = BASELINES_DIR / "baseline_model.py"
 STATIC_FILES = ("requirements.txt", "metadata")  # committed in each baseline folder
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed date: the same folder always gives the same zip
+sys.path.insert(0, str(BASELINES_DIR.parent / "tools"))  # tools/pack.py: the project's one zip writer
 
 
 def install_submission_files(folder, baseline):
@@ -42,18 +41,10 @@ def submission_files(folder):
 
 def pack_submission(folder, zip_path):
     """Zip the baseline folder with model.py, its card and weights at the zip root; returns the zip path."""
-    folder, zip_path = Path(folder), Path(zip_path)
-    names = submission_files(folder)
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = zip_path.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in names:
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_STORED if name.endswith(".safetensors") else zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, (folder / name).read_bytes())
-    partial.replace(zip_path)
-    return zip_path
+    from pack import write_zip
+
+    folder = Path(folder)
+    return write_zip(Path(zip_path), [(folder / name, name) for name in submission_files(folder)])
 
 
 def main(argv=None):

@@ -45,7 +45,7 @@ def test_good_pack_and_submission_zips(root, tmp_path):
     assert pack_bundle(root, tmp_path / "again.zip", demo=True).read_bytes() == bundle.read_bytes()
 
     (root / "baselines" / "resnet50").mkdir(parents=True)
-    (root / "baselines" / "resnet50" / "model.py").write_text("class Model: pass\n")
+    (root / "baselines" / "resnet50" / "metadata").write_text("description: an untrained baseline\n")
     messages = []
     written = pack_submissions(root, tmp_path / "dist", log=messages.append)
     assert [p.name for p in written] == ["starting_kit_submission.zip"]

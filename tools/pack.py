@@ -79,50 +79,46 @@ def pack_bundle(root=REPO, out=None, *, demo=False) -> Path:
     """dist/bundle.zip: competition.yaml at the root and every path it references, folders as folders."""
     root = Path(root)
     config = check_bundle(root, demo=demo)
-    out = Path(out or root / "dist" / "bundle.zip")
+    entries = [(root / "competition.yaml", "competition.yaml")]
+    for relative in referenced_paths(config):
+        path = root / relative
+        if path.is_dir():
+            entries += [(file, f"{relative}/{name}") for file, name in _files(path)]
+        else:
+            entries.append((path, relative))
+    return write_zip(Path(out or root / "dist" / "bundle.zip"), entries)
+
+
+def write_zip(out: Path, entries) -> Path:
+    """Write (path, name in zip) entries with fixed dates, atomically: the same files always give the same zip."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_suffix(".zip.tmp")
     with zipfile.ZipFile(temporary, "w") as archive:
-        _add(archive, root / "competition.yaml", "competition.yaml")
-        for relative in referenced_paths(config):
-            path = root / relative
-            if path.is_dir():
-                for file, name in _files(path):
-                    _add(archive, file, f"{relative}/{name}")
-            else:
-                _add(archive, path, relative)
+        for path, name in entries:
+            _add(archive, path, name)
     temporary.replace(out)
     return out
-
-
-def zip_submission(folder: Path, out: Path) -> Path:
-    """A submission zip: the folder's files with model.py at the zip root."""
-    if not (folder / "model.py").is_file():
-        raise PackError(f"{folder}: no model.py, not a submission folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w") as archive:
-        for file, name in _files(folder):
-            _add(archive, file, name)
-    return out
-
-
-def _trained(folder: Path) -> bool:
-    if folder.name == "starting_kit":
-        return (folder / "classifier.joblib").is_file()
-    return (folder / "card.json").is_file() or any(folder.glob("weights*"))
 
 
 def pack_submissions(root=REPO, dist=None, log=print) -> list:
     """dist/starting_kit_submission.zip and dist/<baseline>_submission.zip for every trained baseline."""
     root = Path(root)
     dist = Path(dist or root / "dist")
-    folders = [root / "starting_kit"] + sorted(p.parent for p in (root / "baselines").glob("*/model.py"))
     written = []
-    for folder in folders:
-        if not _trained(folder):
-            log(f"skipped {folder.relative_to(root)}: not trained yet (no weights beside model.py)")
+    kit = root / "starting_kit"
+    if (kit / "classifier.joblib").is_file():
+        written.append(write_zip(dist / "starting_kit_submission.zip", _files(kit)))
+        log(f"wrote {written[-1]}")
+    else:
+        log("skipped starting_kit: not trained yet (make starting-kit)")
+    sys.path.insert(0, str(root / "baselines"))
+    from pack_baseline import pack_submission
+
+    for folder in sorted(p.parent for p in (root / "baselines").glob("*/metadata")):
+        if not (folder / "card.json").is_file():
+            log(f"skipped baselines/{folder.name}: not trained yet (make {folder.name})")
             continue
-        written.append(zip_submission(folder, dist / f"{folder.name}_submission.zip"))
+        written.append(pack_submission(folder, dist / f"{folder.name}_submission.zip"))
         log(f"wrote {written[-1]}")
     return written
 
