@@ -5,7 +5,7 @@ Usage: python bench/ingestion_overhead.py [-n 256] [--input-size 64] [--batch-si
 
 One submission folder (the baseline's model.py, a card with one resnet50 member at the cpu-quick input size and
 TTA, random weights saved as the recipe saves them) and the same n images (half pristine, half degraded) are used
-for every measurement. Each repeat runs, each in a fresh process so both start equally cold:
+for every measurement. Each repeat runs both, each in a fresh process so that both start equally cold:
   (a) pure compute: the images decoded beforehand (untimed), then model.predict_batch batch by batch, set by set:
       everything the model does (its resize, normalisation, TTA, network); for information also the network
       part alone on tensors resized beforehand (normalise, TTA views, network, softmax under inference_mode);

@@ -216,7 +216,7 @@ def run(input_dir, output_dir, program_dir, submission, *, budget_seconds=DEFAUL
             for set_name in SETS:
                 state.stage = f"predicting the {set_name} set"
                 predict_set(state, model, entries[set_name], input_dir / f"{set_name}.zip", batch_size, pool,
-                            2 * workers, console)
+                            workers, console)
         status, reason = "ok", None
         total = sum(len(entries[s]) for s in SETS)
         if len(state.errors) > max_error_rate * total:
@@ -248,15 +248,15 @@ def run(input_dir, output_dir, program_dir, submission, *, budget_seconds=DEFAUL
     return report
 
 
-def predict_set(state, model, entries, zip_path, batch_size, pool, depth, console):
-    """Predict one set, decoding batches ahead in the pool while the model works on the current one."""
+def predict_set(state, model, entries, zip_path, batch_size, pool, workers, console):
+    """Predict one set while the pool's `workers` threads decode the following batches."""
     set_name = entries[0].set_name
     batched = callable(getattr(model, "predict_batch", None))
     reader = ZipReader(zip_path)
     state.set_times[set_name] = (time.monotonic(), None)
     try:
         with tqdm(total=len(entries), desc=f"{set_name:<9}", unit="img", file=console, mininterval=1.0) as bar:
-            for batch in decoded_batches(reader, entries, batch_size, pool, depth):
+            for batch in decoded_batches(reader, entries, batch_size, pool, 2 * workers, parts=workers):
                 ready = []
                 for entry, image, error in batch:
                     if error is None:
@@ -281,12 +281,17 @@ def predict_each(state, predict, ready):
         except (Exception, SystemExit) as exc:
             state.record_error(entry, f"predict raised {describe_exception(exc)}")
             continue
-        try:
-            label, probs = normalise(output)
-        except PredictionError as exc:
-            state.record_error(entry, f"predict returned {exc}")
-            continue
-        state.record(entry, label, probs)
+        record_output(state, entry, output, "predict")
+
+
+def record_output(state, entry, output, source):
+    """Check one model output: a valid one becomes a prediction, junk a per-image error naming its source."""
+    try:
+        label, probs = normalise(output)
+    except PredictionError as exc:
+        state.record_error(entry, f"{source} returned {exc}")
+        return
+    state.record(entry, label, probs)
 
 
 def predict_with_batches(state, model, ready):
@@ -316,12 +321,7 @@ def predict_with_batches(state, model, ready):
                 state.record_error(entry, f"{problem} (and Model has no predict to fall back on)")
         return
     for (entry, _), output in zip(ready, outputs):
-        try:
-            label, probs = normalise(output)
-        except PredictionError as exc:
-            state.record_error(entry, f"predict_batch returned {exc}")
-            continue
-        state.record(entry, label, probs)
+        record_output(state, entry, output, "predict_batch")
 
 
 def prepare_requirements(model_dir, install, budget, say):

@@ -110,13 +110,22 @@ def decode_chunk(reader, entries):
     return decoded
 
 
-def decoded_batches(reader, entries, batch_size, pool, depth):
-    """Yield decoded batches in order while the pool keeps up to `depth` further batches decoding."""
-    chunks = iter([entries[i:i + batch_size] for i in range(0, len(entries), batch_size)])
-    pending = deque(pool.submit(decode_chunk, reader, chunk) for chunk in islice(chunks, depth))
+def decoded_batches(reader, entries, batch_size, pool, depth, parts=1):
+    """Yield decoded batches in order while the pool keeps up to `depth` further batches decoding.
+
+    Each batch is decoded as `parts` chunks at once (one per pool thread), so the model waits less for a set's
+    first batch, the only one that cannot overlap with its work.
+    """
+    chunk_size = -(-batch_size // max(1, parts))
+    batches = iter([entries[i:i + batch_size] for i in range(0, len(entries), batch_size)])
+
+    def submit(batch):
+        return [pool.submit(decode_chunk, reader, batch[i:i + chunk_size]) for i in range(0, len(batch), chunk_size)]
+
+    pending = deque(submit(batch) for batch in islice(batches, depth))
     while pending:
-        batch = pending.popleft().result()
-        following = next(chunks, None)
+        decoded = [item for chunk in pending.popleft() for item in chunk.result()]
+        following = next(batches, None)
         if following is not None:
-            pending.append(pool.submit(decode_chunk, reader, following))
-        yield batch
+            pending.append(submit(following))
+        yield decoded

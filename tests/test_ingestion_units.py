@@ -67,7 +67,8 @@ def test_sixteen_bit_and_other_modes_become_8_bit_rgb():
     assert to_rgb(Image.new("RGBA", (2, 2), (10, 20, 30, 0))).getpixel((0, 0)) == (10, 20, 30)
 
 
-def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path):
+@pytest.mark.parametrize("parts", [1, 3])
+def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path, parts):
     path = tmp_path / "pristine.zip"
     with zipfile.ZipFile(path, "w") as archive:
         for i in reversed(range(23)):
@@ -78,7 +79,7 @@ def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path):
     assert [e.image_id for e in entries] == [f"{i:02d}" for i in range(23)]
     reader = ZipReader(path)
     with ThreadPoolExecutor(3) as pool:
-        batches = list(decoded_batches(reader, entries, 4, pool, depth=3))
+        batches = list(decoded_batches(reader, entries, 4, pool, depth=3, parts=parts))
     reader.close()
     assert [len(b) for b in batches] == [4, 4, 4, 4, 4, 3]
     decoded = [item for batch in batches for item in batch]

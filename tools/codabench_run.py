@@ -177,6 +177,13 @@ def _write_worker_metadata(output: Path, program: StepResult | None, ingestion: 
     return None
 
 
+def _step_verdict(step: StepResult, output: Path, limit: int, program, ingestion) -> str | None:
+    """What the worker says after a step: its time limit first, then the metadata file it writes."""
+    if step.timed_out:
+        return f"Execution Time Limit exceeded. Limit was {limit} seconds"
+    return _write_worker_metadata(output, program, ingestion)
+
+
 def _find_task(config: dict, phase: str):
     """The task whose input_data folder is named after the phase, and the phase that runs it."""
     for task in config.get("tasks") or []:
@@ -234,10 +241,7 @@ def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit
               "/app/ingested_program": app / "ingested_program", "/app/input_data": app / "input_data"}
     prediction = _run_step("prediction_ingestion", app / "program", "prediction", mounts, limit, logs, python)
     result = RunResult(phase, "Failed", None, workdir, prediction, columns=columns)
-    if prediction.timed_out:
-        result.reason = f"Execution Time Limit exceeded. Limit was {limit} seconds"
-        return result
-    result.reason = _write_worker_metadata(app / "output", None, prediction)
+    result.reason = _step_verdict(prediction, app / "output", limit, program=None, ingestion=prediction)
     if result.reason:
         return result
 
@@ -255,10 +259,7 @@ def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit
     html = sorted((app / "output").glob("*.html"))
     detailed = app / "output" / "detailed_results.html"
     result.detailed_results = detailed if detailed.is_file() else (html[0] if html else None)
-    if scoring.timed_out:
-        result.reason = f"Execution Time Limit exceeded. Limit was {limit} seconds"
-        return result
-    result.reason = _write_worker_metadata(app / "output", scoring, None)
+    result.reason = _step_verdict(scoring, app / "output", limit, program=scoring, ingestion=None)
     if result.reason:
         return result
     scores_path = app / "output" / "scores.json"
