@@ -1,6 +1,8 @@
 """The 13 class codes are written once per self-contained folder: every copy must agree with the scorer's."""
-import importlib.util
 import csv
+import importlib.util
+
+import pytest
 
 import label_space
 import model_outputs
@@ -22,7 +24,8 @@ def test_every_program_folder_uses_the_scorers_classes_and_sets():
     assert _module_from(REPO / "baselines" / "baseline_model.py").CLASSES == label_space.CLASSES
 
 
-def test_the_classes_are_the_release_legend_in_order(small_release, pbc_release):
-    for release in (small_release, pbc_release):
-        with open(release / "metadata" / "class_legend.csv", newline="") as handle:
-            assert tuple(row["abbreviation"] for row in csv.DictReader(handle)) == label_space.CLASSES
+@pytest.mark.parametrize("release", ["small_release", "pbc_release"])
+def test_the_classes_are_the_release_legend_in_order(release, request):
+    folder = request.getfixturevalue(release)
+    with open(folder / "metadata" / "class_legend.csv", newline="") as handle:
+        assert tuple(row["abbreviation"] for row in csv.DictReader(handle)) == label_space.CLASSES
