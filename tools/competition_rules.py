@@ -68,13 +68,21 @@ def _check_program(root, folder, what, problems):
                         "program's metadata and writes its own file of that name into the output")
 
 
+def _mappings(items, name, problems, label=None):
+    """(what, item) for each mapping of a yaml list, `what` naming it in messages; other entries are reported."""
+    for position, item in enumerate(items or []):
+        what = f"{name}[{position}]"
+        if label:
+            what += f" ({item.get(label, '?') if isinstance(item, dict) else '?'})"
+        if isinstance(item, dict):
+            yield what, item
+        else:
+            problems.append(f"{what}: expected a mapping")
+
+
 def _check_tasks(config, root, problems):
     indices = set()
-    for position, task in enumerate(config.get("tasks") or []):
-        what = f"tasks[{position}]"
-        if not isinstance(task, dict):
-            problems.append(f"{what}: expected a mapping")
-            continue
+    for what, task in _mappings(config.get("tasks"), "tasks", problems):
         if not isinstance(task.get("index"), int) or task["index"] in indices:
             problems.append(f"{what}: 'index' missing, not an integer or duplicated")
         indices.add(task.get("index"))
@@ -115,11 +123,7 @@ def _check_phases(config, root, task_indices, problems):
     if not phases:
         problems.append("phases: none defined")
     dated = []
-    for position, phase in enumerate(phases):
-        what = f"phases[{position}] ({phase.get('name', '?') if isinstance(phase, dict) else '?'})"
-        if not isinstance(phase, dict):
-            problems.append(f"{what}: expected a mapping")
-            continue
+    for position, (what, phase) in enumerate(_mappings(phases, "phases", problems, label="name")):
         for key in ("name", "start", "tasks"):
             if key not in phase:
                 problems.append(f"{what}: missing '{key}'")
@@ -151,20 +155,12 @@ def _check_leaderboards(config, problems):
     leaderboards = config.get("leaderboards") or []
     if not leaderboards:
         problems.append("leaderboards: none defined")
-    for position, board in enumerate(leaderboards):
-        what = f"leaderboards[{position}]"
-        if not isinstance(board, dict):
-            problems.append(f"{what}: expected a mapping")
-            continue
+    for position, (what, board) in enumerate(_mappings(leaderboards, "leaderboards", problems)):
         for key in ("title", "key", "columns"):
             if not board.get(key):
                 problems.append(f"{what}: missing '{key}'")
         indices, keys = {}, set()
-        for column_position, column in enumerate(board.get("columns") or []):
-            column_what = f"{what}.columns[{column_position}]"
-            if not isinstance(column, dict):
-                problems.append(f"{column_what}: expected a mapping")
-                continue
+        for column_what, column in _mappings(board.get("columns"), f"{what}.columns", problems):
             for key in ("title", "key", "index", "sorting"):
                 if key not in column:
                     problems.append(f"{column_what}: missing '{key}'")
