@@ -44,8 +44,8 @@ def validation_sets(release_dir, split="phase2_eval", seed=0, limit=None):
     """(pristine rows, degraded rows, where the degraded rows came from) for the validation split.
 
     The degraded set is the release's own when it has one, else synthesised the way tools/prepare.py does it:
-    each pristine image gets one degraded twin whose severity is drawn uniformly
-    from the four severities (a "pristine" draw is an unmodified copy), with tools/degrade.py and a fixed seed,
+    each pristine image gets one degraded twin whose severity is drawn uniformly from the four severities
+    (tools/degrade.py's degraded_twin, the rule prepare.py uses) with a fixed seed,
     so every run and every baseline is validated on the same images. `limit` caps the images per set.
     """
     pristine = load_split(release_dir, "pristine", split)
@@ -76,10 +76,7 @@ def synthesise_degraded(pristine, seed):
     rng = np.random.default_rng(seed)
     rows = []
     for row in pristine.itertuples(index=False):
-        severity = SEVERITIES[rng.integers(len(SEVERITIES))]
-        image, _ = degrade.degrade(decode(row.image_bytes), severity, rng)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=95)
+        severity, data, _ = degrade.degraded_twin(row.image_bytes, rng)
         rows.append({**row._asdict(), "image_id": f"{row.image_id}-{severity}", "severity": severity,
-                     "original_image_id": row.image_id, "image_bytes": buffer.getvalue()})
+                     "original_image_id": row.image_id, "image_bytes": data})
     return pd.DataFrame(rows)

@@ -24,15 +24,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
-from sklearn.metrics import f1_score
 from tqdm import tqdm
 
 BASELINES_DIR = Path(__file__).resolve().parent
 REPO = BASELINES_DIR.parent
 sys.path.insert(0, str(REPO / "tools"))  # tools/: the release reader and the project's degradations
+sys.path.insert(0, str(REPO / "scoring_program"))  # the scorer's macro-F1, so validation follows its rule
 
 import baseline_model  # noqa: E402  (the submissions' model.py: same resize, same networks)
 from augment import Curriculum, TrainAugment  # noqa: E402
+from classification_metrics import macro_f1 as scorer_macro_f1  # noqa: E402
 from pack_baseline import install_submission_files  # noqa: E402
 from release_data import SEVERITIES, decode, limit_rows, training_rows, validation_sets  # noqa: E402
 
@@ -196,11 +197,9 @@ def validation_tensors(rows, member):
 
 # ---------------------------------------------------------------- metrics ----------------------------------------
 def macro_f1(labels, predictions):
-    """Macro-F1 over the classes present in `labels` (the challenge's rule); None for an empty subset."""
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    if labels.size == 0:
-        return None
-    return float(f1_score(labels, predictions, labels=np.unique(labels), average="macro", zero_division=0))
+    """The scoring program's macro-F1 (over the classes present in `labels`); None for an empty subset."""
+    labels = np.asarray(labels)
+    return None if labels.size == 0 else scorer_macro_f1(labels, np.asarray(predictions))
 
 
 def severity_scores(pristine_labels, pristine_predictions, degraded_labels, degraded_predictions, severities):

@@ -98,32 +98,32 @@ class Run:
             stats = report["sets"][set_name]
             stats["predicted"] = sum(1 for key in self.results if key[0] == set_name)
             stats["errors"] = sum(1 for error in self.errors if error["set"] == set_name)
-            if set_name in self.set_times:
-                start, end = self.set_times[set_name]
-                stats["seconds"] = round((end or now) - start, 3)
+            start, end = self.set_times.get(set_name, (now, now))
+            seconds = (end or now) - start
+            # microseconds: scoring divides images by these, and a tiny set can take under a millisecond
+            stats["seconds"] = round(seconds, 6)
             processed = stats["predicted"] + stats["errors"]
-            stats["images_per_second"] = round(processed / stats["seconds"], 3) if stats["seconds"] else 0.0
+            stats["images_per_second"] = round(processed / seconds, 3) if seconds > 0 else 0.0
             processed_total += processed
-            seconds_total += stats["seconds"]
-        peak, peak_children = run_report.peak_memory_mb()
-        images = sum(report["sets"][s]["images"] for s in SETS)
-        report.update(
-            status=status, reason=reason, device=run_report.device(), peak_memory_mb=round(peak, 1),
-            peak_memory_children_mb=round(peak_children, 1), errors=self.errors[:run_report.ERRORS_SHOWN],
-            errors_total=len(self.errors), error_rate=round(len(self.errors) / images, 6) if images else None,
-            images_per_second=round(processed_total / seconds_total, 3) if seconds_total else 0.0,
-            warnings=self.warnings[:WARNINGS_SHOWN], batch_fallbacks=self.batch_fallbacks,
-            total_seconds=round(now - self.started, 3), **run_report.environment())
-        if self.capture is not None:
-            report["submission_log"] = {"file": SUBMISSION_LOG, "bytes_printed": self.capture.total_bytes,
-                                        "truncated": self.capture.truncated}
+            seconds_total += seconds
         if self.output_before is not None:
             report["unexpected_output_files"] = sorted(set(_files(self.output_dir)) - self.output_before
                                                        - {SUBMISSION_LOG})[:50]
             if report["unexpected_output_files"]:
                 self.warn("the submission wrote into the output folder (overwritten or ignored): "
                           + ", ".join(report["unexpected_output_files"][:5]))
-                report["warnings"] = self.warnings[:WARNINGS_SHOWN]
+        peak, peak_children = run_report.peak_memory_mb()
+        images = sum(report["sets"][s]["images"] for s in SETS)
+        report.update(
+            status=status, reason=reason, device=run_report.device(), peak_memory_mb=round(peak, 1),
+            peak_memory_children_mb=round(peak_children, 1), errors=self.errors[:run_report.ERRORS_SHOWN],
+            errors_total=len(self.errors), error_rate=round(len(self.errors) / images, 6) if images else None,
+            images_per_second=round(processed_total / seconds_total, 3) if seconds_total > 0 else 0.0,
+            warnings=self.warnings[:WARNINGS_SHOWN], batch_fallbacks=self.batch_fallbacks,
+            total_seconds=round(now - self.started, 3), **run_report.environment())
+        if self.capture is not None:
+            report["submission_log"] = {"file": SUBMISSION_LOG, "bytes_printed": self.capture.total_bytes,
+                                        "truncated": self.capture.truncated}
         report["predictions_written"] = self.with_predictions
         if self.with_predictions:
             report["probabilities"] = write_predictions(self.output_dir / PREDICTIONS, self.results)

@@ -38,15 +38,23 @@ def leaderboard_figures(subsets: dict[str, dict[str, float]]) -> dict[str, float
     return row
 
 
-def compute_scores(table: AlignedPredictions, images_per_second: float) -> dict[str, float]:
-    """The scores.json dict, keys in LEADERBOARD_KEYS order (scikit-learn metrics)."""
-    subsets = {name: subset_metrics(table.y_true[m], table.y_pred[m]) for name, m in subset_masks(table).items()}
+def subset_figures(table: AlignedPredictions) -> dict[str, dict[str, float]]:
+    """The four figures of every scored subset (scikit-learn): subset -> metric -> value."""
+    return {name: subset_metrics(table.y_true[m], table.y_pred[m]) for name, m in subset_masks(table).items()}
+
+
+def compute_scores(subsets: dict[str, dict[str, float]], images_per_second: float) -> dict[str, float]:
+    """The scores.json dict from subset_figures' output, keys in LEADERBOARD_KEYS order."""
     row = leaderboard_figures(subsets) | {"images_per_second": float(images_per_second)}
     return {key: row[key] for key in LEADERBOARD_KEYS}
 
 
-def analyse(table: AlignedPredictions, scores: dict[str, float], n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-    """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration."""
+def analyse(table: AlignedPredictions, figures: dict[str, dict[str, float]], n_boot: int = N_BOOTSTRAP,
+            seed: int = 0) -> dict:
+    """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration.
+
+    figures: subset_figures(table), computed once for both scores.json and this page.
+    """
     rng = np.random.default_rng(seed)
     subsets, replicates = [], {}
     for name, mask in subset_masks(table).items():
@@ -56,7 +64,7 @@ def analyse(table: AlignedPredictions, scores: dict[str, float], n_boot: int = N
         subsets.append({
             "name": name,
             "images": int(mask.sum()),
-            "metrics": subset_metrics(y_true, y_pred),
+            "metrics": figures[name],
             "per_class": per_class_table(y_true, y_pred),
             "confusion": confusion_counts(y_true, y_pred),
             "macro_f1_interval": percentile_interval(replicates[name]["macro_f1"]),
@@ -81,7 +89,7 @@ def analyse(table: AlignedPredictions, scores: dict[str, float], n_boot: int = N
         "subsets": subsets,
         "intervals": intervals,
         "drops": macro_f1_drops(
-            scores["pristine_macro_f1"], {s: scores[f"severity_{s}_macro_f1"] for s in SEVERITIES}
+            figures["pristine"]["macro_f1"], {s: figures[f"severity_{s}"]["macro_f1"] for s in SEVERITIES}
         ),
         "flips": paired_flips(table.set, table.severity, table.cell_id, correct),
         "calibration": calibration,

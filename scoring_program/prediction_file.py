@@ -136,8 +136,8 @@ def _check_ids(name: str, ids: pd.Series, reference: pd.DataFrame, failures: Pre
 
 
 def _check_sets(name: str, table: pd.DataFrame, scored: pd.DataFrame) -> pd.Series:
-    """The normalised set column; each value must be a set name and match the reference's row for row."""
-    sets = table["set"].str.lower().astype(object)
+    """The normalised (stripped, lower-case) set column; each value must be a set name and match the reference's."""
+    sets = table["set"].str.strip().str.lower().astype(object)
     unknown = ~sets.isin(SETS)
     if unknown.any():
         first = int(np.flatnonzero(unknown.to_numpy())[0])
@@ -156,8 +156,8 @@ def _check_sets(name: str, table: pd.DataFrame, scored: pd.DataFrame) -> pd.Seri
 
 
 def _check_labels(name: str, table: pd.DataFrame) -> pd.Series:
-    """The normalised (upper-case) label column; every label must be one of CLASSES."""
-    labels = table["label"].str.upper().astype(object)
+    """The normalised (stripped, upper-case) label column; every label must be one of CLASSES."""
+    labels = table["label"].str.strip().str.upper().astype(object)
     no_label = labels.isin(MISSING_LABELS)
     if no_label.any():
         raise SubmissionError(
@@ -205,7 +205,10 @@ def _check_header(name: str, text: str) -> list[str]:
 
 
 def _read_rows(name: str, text: str, columns: list[str]) -> pd.DataFrame:
-    """Text fields as stripped strings (missing trailing fields become empty strings)."""
+    """Text fields as strings, image_id stripped (missing trailing fields become empty strings).
+
+    set and label stay as written: _check_sets and _check_labels normalise them and count the rows they changed.
+    """
     try:
         # Text columns as object (fast hashing); probability columns parse as float64 when clean.
         table = pd.read_csv(io.StringIO(text), dtype={c: object for c in REQUIRED_COLUMNS}, keep_default_na=False,
@@ -218,8 +221,16 @@ def _read_rows(name: str, text: str, columns: list[str]) -> pd.DataFrame:
         raise SubmissionError(f"{name} cannot be parsed as CSV: {err}") from None
     if table.empty:
         raise SubmissionError(f"{name} has a header but no rows: expected one row per image")
+    if not isinstance(table.index, pd.RangeIndex):
+        # pandas silently takes the surplus leading fields of a too-long first row as row labels
+        # (then every column is shifted); name that row as the ParserError above names later ones.
+        reader = csv.reader(io.StringIO(text))
+        next(reader)
+        fields = next(row for row in reader if row)
+        raise SubmissionError(f"{name} line {reader.line_num}: expected {len(columns)} fields, saw {len(fields)}")
     for column in REQUIRED_COLUMNS:  # object dtype: pandas' Arrow strings make isin ~20x slower
-        table[column] = table[column].fillna("").str.strip().astype(object)
+        table[column] = table[column].fillna("").astype(object)
+    table["image_id"] = table["image_id"].str.strip().astype(object)
     return table
 
 

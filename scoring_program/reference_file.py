@@ -24,6 +24,8 @@ def read_reference(path: Path) -> pd.DataFrame:
         ref = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ReferenceDataError(f"{path} cannot be read as CSV: {err}") from None
+    if not isinstance(ref.index, pd.RangeIndex):  # pandas took a too-long first row's surplus fields as row labels
+        raise ReferenceDataError(f"{path}: the first data row has more fields than the header")
     ref.columns = [c.strip() for c in ref.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in ref.columns]
     if missing:

@@ -44,10 +44,11 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP
     from detailed_results import render
-    from leaderboard_scores import analyse, compute_scores
+    from leaderboard_scores import analyse, compute_scores, subset_figures
 
-    scores = compute_scores(table, speed)
-    details = analyse(table, scores, N_BOOTSTRAP if n_boot is None else n_boot, seed)
+    figures = subset_figures(table)
+    scores = compute_scores(figures, speed)
+    details = analyse(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
     page = render(scores, details)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "detailed_results.html").write_text(page, encoding="utf-8")

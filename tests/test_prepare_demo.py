@@ -5,6 +5,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -46,15 +47,30 @@ def test_ids_fresh_order_shuffled_bytes_copied(small_release, small_bundle, phas
             labels = [reference[image_id]["label"] for image_id in ids]
             assert labels != sorted(labels) and ids == sorted(ids)  # order by random id, not by label
             assert len(ids) == len(release_bytes)
+            copies = 0
             for image_id in ids:
                 row = reference[image_id]
                 assert row["set"] == set_name and row["label"] == release_labels[row["release_image_id"]]
-                assert archive.read(f"{image_id}.jpg") == strip_metadata(release_bytes[row["release_image_id"]])
+                data, expected = archive.read(f"{image_id}.jpg"), strip_metadata(release_bytes[row["release_image_id"]])
+                if set_name == "degraded" and row["severity"] == "pristine":  # the release's unmodified copy:
+                    copies += 1  # re-encoded, so it is no byte copy of its twin in pristine.zip
+                    assert data != expected and data[:2] == b"\xff\xd8"
+                else:
+                    assert data == expected
+            assert copies == 0 if set_name == "pristine" else copies > 0
     assert len(reference) == sum(len(_release_images(small_release, s, split)[0]) for s in ("pristine", "degraded"))
 
 
 def test_twins_linked_only_in_the_reference(small_bundle):
     rows = _reference(small_bundle, "eval")
+    with zipfile.ZipFile(small_bundle / "input_data" / "eval" / "pristine.zip") as pristine_zip, \
+            zipfile.ZipFile(small_bundle / "input_data" / "eval" / "degraded.zip") as degraded_zip:
+        pristine_bytes = {pristine_zip.read(name) for name in pristine_zip.namelist()}
+        assert not any(degraded_zip.read(name) in pristine_bytes for name in degraded_zip.namelist())
+    # The code and the seed are public: replaying the id generator must not give the ids (nor, by their draw
+    # order, which degraded image is whose twin).
+    replay = np.random.default_rng([0, 1])
+    assert not {replay.bytes(6).hex() for _ in range(2 * len(rows))} & {row["image_id"] for row in rows}
     pristine = {row["cell_id"]: row for row in rows if row["set"] == "pristine"}
     degraded = [row for row in rows if row["set"] == "degraded"]
     assert {row["severity"] for row in degraded} == {"pristine", "mild", "moderate", "extreme"}

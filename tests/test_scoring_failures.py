@@ -131,6 +131,15 @@ def row_with_extra_field(tmp_path):
 
 
 @case
+def trailing_comma_on_every_row(tmp_path):
+    """pandas would shift every column (first field as row label) instead of raising; the row is named."""
+    lines = PREDICTIONS.to_csv(index=False).splitlines()
+    text = "\n".join(lines[:1] + [line + "," for line in lines[1:]]) + "\n"
+    input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
+    return input_dir, "Submission error: predictions.csv line 2: expected 3 fields, saw 4"
+
+
+@case
 def not_utf8(tmp_path):
     text = PREDICTIONS.to_csv(index=False).encode("utf-8").replace(b"image_id", b"image_\xff", 1)
     input_dir = write_input(tmp_path, REFERENCE, text, REPORT)
@@ -298,6 +307,15 @@ def reference_bad_label_names_file_and_row(tmp_path):
 
 
 @case
+def reference_first_row_too_long(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, REPORT)
+    path = input_dir / "ref" / "reference.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1] + ",extra"] + lines[2:]) + "\n")
+    return input_dir, (f"Reference data error (organizer): {path}: the first data row has more fields than the header")
+
+
+@case
 def reference_lacks_a_column(tmp_path):
     input_dir = write_input(tmp_path, REFERENCE.drop(columns=["severity"]), PREDICTIONS, REPORT)
     return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} "
@@ -317,12 +335,16 @@ def test_bom_crlf_case_and_spaces_are_accepted(tmp_path):
     messy = PREDICTIONS.assign(label=" " + PREDICTIONS["label"].str.lower() + " ",
                                set=PREDICTIONS["set"].str.capitalize())
     text = "\ufeff" + messy.to_csv(index=False).replace("\n", "\r\n")
+    spaced = with_rows(PREDICTIONS, label={0: " " + PREDICTIONS["label"][0]}, set={1: PREDICTIONS["set"][1] + " "})
     inputs = {"canonical": write_input(tmp_path / "canonical", REFERENCE, PREDICTIONS, REPORT),
-              "messy": write_input(tmp_path / "messy", REFERENCE, text, REPORT)}
+              "messy": write_input(tmp_path / "messy", REFERENCE, text, REPORT),
+              "spaced": write_input(tmp_path / "spaced", REFERENCE, spaced, REPORT)}
     scores = {name: score(d / "res", d / "ref", tmp_path / name / "out", n_boot=20) for name, d in inputs.items()}
-    assert scores["canonical"] == scores["messy"]
-    assert "52 prediction row(s) had their label or set normalised" in (
-        tmp_path / "messy" / "out" / "detailed_results.html").read_text()
+    assert scores["canonical"] == scores["messy"] == scores["spaced"]
+    for name, rows in (("messy", 52), ("spaced", 2)):
+        assert f" {rows} prediction row(s) had their label or set normalised" in (
+            tmp_path / name / "out" / "detailed_results.html").read_text()
+    assert "normalised" not in (tmp_path / "canonical" / "out" / "detailed_results.html").read_text()
 
 
 # Last: the cases above must be registered before this parametrisation is evaluated.

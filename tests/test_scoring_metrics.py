@@ -12,7 +12,7 @@ from bootstrap_ci import bootstrap_confusions
 from calibration_metrics import brier_score, expected_calibration_error
 from classification_metrics import confusion_counts, confusion_metrics, per_class_table, present_classes, subset_metrics
 from label_space import CLASSES, NO_PREDICTION, SEVERITIES
-from leaderboard_scores import LEADERBOARD_KEYS, compute_scores
+from leaderboard_scores import LEADERBOARD_KEYS, compute_scores, subset_figures
 from prediction_file import read_predictions
 from reference_file import read_reference
 
@@ -64,7 +64,7 @@ def scores_from_files(tmp_path, reference, predictions):
     reference.to_csv(tmp_path / "reference.csv", index=False)
     predictions.to_csv(tmp_path / "predictions.csv", index=False)
     table = read_predictions(tmp_path / "predictions.csv", read_reference(tmp_path / "reference.csv"))
-    return compute_scores(table, 12.5)
+    return compute_scores(subset_figures(table), 12.5)
 
 
 @SETTINGS

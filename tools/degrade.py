@@ -1,4 +1,6 @@
 """Image degradations at the WBCBench severities (mild, moderate, extreme), with per-image recorded parameters."""
+import io
+
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -10,6 +12,8 @@ PARAM_KEYS = ("blur", "blur_sigma", "motion_length", "motion_angle", "noise_sigm
 IDENTITY = {"blur": "none", "blur_sigma": 0.0, "motion_length": 0.0, "motion_angle": 0.0, "noise_sigma": 0.0,
             "brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "gain_r": 1.0, "gain_g": 1.0, "gain_b": 1.0,
             "noise_seed": 0}
+
+TWIN_JPEG_QUALITY = 95  # degraded twins made here are saved as JPEG at this quality
 
 # Per severity: the chance of motion (vs Gaussian) blur, and uniform ranges of each magnitude.
 # Blur in px on the 368 px image; noise sigma on the 0-255 scale; colour factors multiply (1 = unchanged).
@@ -112,3 +116,17 @@ def degrade(image, severity, rng, strength=1.0):
     """Draw parameters for `severity` and apply them: returns (degraded image, params)."""
     params = sample_params(severity, rng, strength)
     return apply(image, params), params
+
+
+def degraded_twin(jpeg, rng):
+    """A degraded twin of a pristine JPEG, severity drawn uniformly from the four: (severity, JPEG bytes, params).
+
+    The one rule for degraded sets made from pristine images (tools/prepare.py, the baselines' validation). The
+    result is always re-encoded, so even a "pristine" draw is no byte copy of its source.
+    """
+    severity = SEVERITIES[rng.integers(len(SEVERITIES))]
+    with Image.open(io.BytesIO(jpeg)) as source:
+        image, params = degrade(source.convert("RGB"), severity, rng)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=TWIN_JPEG_QUALITY)
+    return severity, buffer.getvalue(), params

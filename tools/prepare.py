@@ -1,6 +1,7 @@
 """Build the bundle data (input_data/, reference_data/) from a WBCBench release: fresh ids, no leaks, checked counts."""
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -76,6 +77,7 @@ def _load_split(release, split, legend, use_release_degraded, reencode):
                                               row.patient_hash, _clean_bytes(row, reencode)))
     if use_release_degraded:
         sources = {row.image_id: row for row in pristine_rows}
+        twins = {image.cell_id: image.data for image in images["pristine"]}
         degraded_rows = read_rows(release, "degraded", split, legend, progress=_progress(None, f"read degraded/{split}"))
         for row in tqdm(degraded_rows, desc=f"verify degraded/{split}", disable=None, file=sys.stderr, leave=False):
             source = sources.get(row.original_image_id)
@@ -86,8 +88,14 @@ def _load_split(release, split, legend, use_release_degraded, reencode):
                 raise ReleaseError(f"{row.source}: label/patient ({row.label}, {row.patient_hash}) differ from "
                                    f"its pristine source {row.original_image_id} ({source.label}, "
                                    f"{source.patient_hash})")
+            data = _clean_bytes(row, reencode)
+            if data == twins[row.original_image_id]:
+                # A "pristine" severity row is an unmodified copy: the same bytes in both zips would give away its
+                # severity and its twin, so it is re-encoded, as synthesized twins are (degrade.degraded_twin).
+                with Image.open(io.BytesIO(data)) as image:
+                    data = _encode(image.convert("RGB"))
             images["degraded"].append(BundleImage("degraded", row.label, row.severity, row.original_image_id,
-                                                  row.image_id, row.patient_hash, _clean_bytes(row, reencode)))
+                                                  row.image_id, row.patient_hash, data))
     return images
 
 
@@ -123,12 +131,8 @@ def _synthesize_degraded(pristine, phase, phase_number, seed):
     for index, image in enumerate(tqdm(pristine, desc=f"synthesize degraded/{phase}", disable=None,
                                        file=sys.stderr, leave=False)):
         rng = np.random.default_rng([seed, 2, phase_number, index])
-        severity = SEVERITIES[rng.integers(len(SEVERITIES))]
-        with Image.open(io.BytesIO(image.data)) as source:
-            result, image_params = degrade.degrade(source.convert("RGB"), severity, rng)
+        severity, data, image_params = degrade.degraded_twin(image.data, rng)
         release_id = f"{image.cell_id}_degraded"
-        # Encoded even when unchanged ("pristine" severity), so no degraded file is a byte copy of its twin.
-        data = _encode(result)
         degraded.append(BundleImage("degraded", image.label, severity, image.cell_id, release_id,
                                     image.patient_hash, data))
         params[release_id] = {"original_image_id": image.cell_id, "severity": severity, **image_params}
@@ -136,8 +140,15 @@ def _synthesize_degraded(pristine, phase, phase_number, seed):
 
 
 def _assign_ids(phase_images, release_ids, seed):
-    """Fresh 12-hex ids from the seed, unique across phases and distinct from every release id."""
-    rng = np.random.default_rng([seed, 1])
+    """Fresh 12-hex ids, unique across phases and distinct from every release id.
+
+    Ids are drawn in release order, so a sequence anyone can replay (the code is public, the seed may be the
+    default) would map each id to its release position, and a degraded image to its twin. The generator is
+    therefore also keyed by a digest of the release ids, which only the reference side knows; the same inputs
+    and seed still give the same ids.
+    """
+    digest = hashlib.sha256("\n".join(sorted(release_ids)).encode()).digest()
+    rng = np.random.default_rng([seed, 1, int.from_bytes(digest[:16], "big")])
     used = set(release_ids)
     for phase in sorted(phase_images):
         for set_name in SETS:
@@ -275,7 +286,9 @@ def prepare(release_dir, out_root, *, seed=0, demo=False, phases=None, synthesiz
     manifest = {"release": release.name, "seed": seed, "demo": bool(demo), "reencode": bool(reencode),
                 "limit": limit, "train_splits": train_splits,
                 "jpeg_metadata": "re-encoded" if reencode else "metadata segments stripped losslessly "
-                                                                "(APP1-13, APP15, COM); image data byte for byte",
+                                                                "(APP1-13, APP15, COM); image data byte for byte, "
+                                                                "except degraded copies identical to their "
+                                                                "pristine twin, re-encoded",
                 "phases": {}}
     for phase in sorted(phase_images):
         images = phase_images[phase]
