@@ -10,7 +10,7 @@ from pathlib import Path
 BASELINES_DIR = Path(__file__).resolve().parent
 MODEL_SOURCE = BASELINES_DIR / "baseline_model.py"
 STATIC_FILES = ("requirements.txt", "metadata")  # committed in each baseline folder
-sys.path.insert(0, str(BASELINES_DIR.parent / "tools"))  # tools/pack.py: the project's one zip writer
+sys.path.insert(0, str(BASELINES_DIR.parent / "tools"))  # tools/fixed_zip.py: the project's one zip writer
 
 
 def install_submission_files(folder, baseline):
@@ -41,10 +41,10 @@ def submission_files(folder):
 
 def pack_submission(folder, zip_path):
     """Zip the baseline folder with model.py, its card and weights at the zip root; returns the zip path."""
-    from pack import write_zip
+    from fixed_zip import write_zip
 
     folder = Path(folder)
-    return write_zip(Path(zip_path), [(folder / name, name) for name in submission_files(folder)])
+    return write_zip(zip_path, [(name, (folder / name).read_bytes()) for name in submission_files(folder)])
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ import pandas as pd
 from PIL import Image
 
 # tools/release_reader.py (the recipe puts tools/ on sys.path): shards and rows, validated.
-from release_reader import SEVERITIES, LocalRelease, read_rows
+from release_reader import LocalRelease, read_rows
 
 
 def load_split(release_dir, config, split):

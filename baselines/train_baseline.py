@@ -35,7 +35,8 @@ import baseline_model  # noqa: E402  (the submissions' model.py: same resize, sa
 from augment import Curriculum, TrainAugment  # noqa: E402
 from classification_metrics import macro_f1 as scorer_macro_f1  # noqa: E402
 from pack_baseline import install_submission_files  # noqa: E402
-from release_data import SEVERITIES, decode, limit_rows, training_rows, validation_sets  # noqa: E402
+from release_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
+from vocabulary import SEVERITIES  # noqa: E402
 
 CLASSES = baseline_model.CLASSES
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

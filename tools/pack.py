@@ -3,16 +3,12 @@ import argparse
 import importlib
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 from competition_rules import check_competition, check_score_keys, load_competition, referenced_paths
+from fixed_zip import folder_entries, write_zip
 
 REPO = Path(__file__).resolve().parents[1]
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store", "runs"}
-SKIPPED_SUFFIXES = {".pyc", ".pyo"}
-STORED_SUFFIXES = {".zip", ".jpg", ".jpeg", ".png", ".gz", ".joblib", ".pt", ".pth", ".safetensors"}
 
 
 class PackError(Exception):
@@ -25,23 +21,6 @@ def score_keys(root) -> tuple:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
-
-
-def _files(folder: Path):
-    """Files under folder in a fixed order, without caches and build leftovers."""
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not (set(relative.parts) & SKIPPED_NAMES) and path.suffix not in SKIPPED_SUFFIXES:
-            yield path, relative.as_posix()
-
-
-def _add(archive, path: Path, name: str):
-    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-    info.create_system = 3
-    info.external_attr = 0o644 << 16
-    stored = path.suffix.lower() in STORED_SUFFIXES
-    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-    archive.writestr(info, path.read_bytes())
 
 
 def _check_data(config, root, demo, problems):
@@ -79,25 +58,17 @@ def pack_bundle(root=REPO, out=None, *, demo=False) -> Path:
     """dist/bundle.zip: competition.yaml at the root and every path it references, folders as folders."""
     root = Path(root)
     config = check_bundle(root, demo=demo)
-    entries = [(root / "competition.yaml", "competition.yaml")]
-    for relative in referenced_paths(config):
-        path = root / relative
-        if path.is_dir():
-            entries += [(file, f"{relative}/{name}") for file, name in _files(path)]
-        else:
-            entries.append((path, relative))
-    return write_zip(Path(out or root / "dist" / "bundle.zip"), entries)
 
+    def entries():
+        yield "competition.yaml", (root / "competition.yaml").read_bytes()
+        for relative in referenced_paths(config):
+            path = root / relative
+            if path.is_dir():
+                yield from folder_entries(path, prefix=f"{relative}/")
+            else:
+                yield relative, path.read_bytes()
 
-def write_zip(out: Path, entries) -> Path:
-    """Write (path, name in zip) entries with fixed dates, atomically: the same files always give the same zip."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(temporary, "w") as archive:
-        for path, name in entries:
-            _add(archive, path, name)
-    temporary.replace(out)
-    return out
+    return write_zip(Path(out or root / "dist" / "bundle.zip"), entries())
 
 
 def pack_submissions(root=REPO, dist=None, log=print) -> list:
@@ -107,7 +78,7 @@ def pack_submissions(root=REPO, dist=None, log=print) -> list:
     written = []
     kit = root / "starting_kit"
     if (kit / "classifier.joblib").is_file():
-        written.append(write_zip(dist / "starting_kit_submission.zip", _files(kit)))
+        written.append(write_zip(dist / "starting_kit_submission.zip", folder_entries(kit)))
         log(f"wrote {written[-1]}")
     else:
         log("skipped starting_kit: not trained yet (make starting-kit)")

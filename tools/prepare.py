@@ -4,7 +4,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import sys
 import zipfile
@@ -16,12 +15,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from fixed_zip import write_zip
 from jpeg_metadata import strip_metadata
-from release_reader import SETS, SEVERITIES, ReleaseError, open_release, patient_hashes, read_rows, verify_jpeg
+from release_reader import ReleaseError, open_release, patient_hashes, read_rows, verify_jpeg
+from vocabulary import SETS, SEVERITIES
 
 DEFAULT_PHASES = {"eval": "phase2_eval", "test": "phase2_test"}
 REFERENCE_COLUMNS = ("image_id", "set", "label", "severity", "cell_id", "release_image_id", "patient_hash")
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest zip date: no build time in the archive
 SYNTHESIZED_JPEG_QUALITY = 95
 ID_BYTES = 6  # 12 hex characters
 
@@ -161,18 +161,6 @@ def _assign_ids(phase_images, release_ids, seed):
                 image.image_id = image_id
 
 
-def _write_zip(path, images):
-    """JPEGs at the zip root, sorted by their random id, stored (no recompression), fixed dates, no comment."""
-    temporary = path.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
-        for image in sorted(images, key=lambda item: item.image_id):
-            info = zipfile.ZipInfo(f"{image.image_id}.jpg", date_time=ZIP_DATE)
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, image.data, compress_type=zipfile.ZIP_STORED)
-    os.replace(temporary, path)
-
-
 def _write_reference(path, images):
     rows = sorted(images, key=lambda item: (SETS.index(item.set), item.image_id))
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -297,7 +285,9 @@ def prepare(release_dir, out_root, *, seed=0, demo=False, phases=None, synthesiz
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
         for set_name in SETS:
-            _write_zip(input_dir / f"{set_name}.zip", images[set_name])
+            # JPEGs at the zip root in the order of their random ids, stored as they are.
+            write_zip(input_dir / f"{set_name}.zip",
+                      [(f"{image.image_id}.jpg", image.data) for image in sorted(images[set_name], key=lambda i: i.image_id)])
         _write_reference(reference_dir / "reference.csv", images["pristine"] + images["degraded"])
         _write_legend(reference_dir / "class_legend.csv", legend)
         _check_written(out_root, phase, images)
