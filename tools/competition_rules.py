@@ -1,6 +1,12 @@
-"""CodaBench v2 competition.yaml rules (what the uploader and the worker reject or silently mishandle)."""
+"""CodaBench v2 competition.yaml rules (what the uploader and the worker reject or silently mishandle).
+
+check_competition: the uploader's rules (codalab/codabench src/apps/competitions/unpackers/, the serializers'
+field sizes) and the keys it would default silently. check_time_limits: the worker's cap on a competition
+without a queue (competitions/tasks.py), checked by tools/pack.py on the bundle's final yaml.
+"""
 import re
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 from pathlib import Path
 
 import yaml
@@ -12,21 +18,33 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 PRIMARY_KEY = "degraded_macro_f1"
 SORTINGS = ("asc", "desc")
-
-
-class _TextDatesLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as text, so their exact spelling can be checked."""
-
-
-_TextDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# The platform's cap on execution_time_limit for a competition without a queue (MAX_EXECUTION_TIME_LIMIT in
+# CodaBench's competitions/tasks.py: 600 s by default, 1200 s on codabench.org), and a phase's limit when unset.
+DEFAULT_QUEUE_LIMIT = 600
+PHASE_DEFAULT_LIMIT = 600
+# Keys the V2 unpacker fills in silently when they are missing, with the value it uses (unpackers/v2.py).
+# Each must be written out, so that the choice is visible and explained (pages/evaluation.md, competition.yaml).
+SILENT_DEFAULTS = {
+    "competition": {"registration_auto_approve": False, "enable_detailed_results": False,
+                    "show_detailed_results_in_submission_panel": True, "show_detailed_results_in_leaderboard": True,
+                    "auto_run_submissions": True, "can_participants_make_submissions_public": True,
+                    "make_programs_available": False, "make_input_data_available": False,
+                    "competition_type": "competition", "fact_sheet": None, "reward": None, "contact_email": None,
+                    "forum_enabled": True, "queue": None},
+    "phase": {"execution_time_limit": PHASE_DEFAULT_LIMIT, "max_submissions_per_day": 5, "max_submissions": 100,
+              "auto_migrate_to_this_phase": False, "hide_output": False, "hide_prediction_output": False,
+              "hide_score_output": False},
+    "task": {"ingestion_only_during_scoring": False},
+}
+# Database column sizes (CharField max_length) the uploader's serializers enforce.
+MAX_LENGTHS = {"title": 256, "docker_image": 128, "reward": 256, "phase name": 256, "task name": 256, "leaderboard title": 64,
+               "leaderboard key": 36, "column title": 36, "column key": 36}
 
 
 def load_competition(path) -> dict:
-    """Parse competition.yaml with dates left as strings."""
+    """Parse competition.yaml as the uploader does (yaml.safe_load): an unquoted date comes back as a datetime."""
     with open(path, encoding="utf-8") as handle:
-        config = yaml.load(handle, Loader=_TextDatesLoader)  # noqa: S506 (a SafeLoader subclass)
+        config = yaml.safe_load(handle)
     if not isinstance(config, dict):
         raise ValueError(f"{path}: not a YAML mapping")
     return config
@@ -108,8 +126,12 @@ def _check_tasks(config, root, problems):
 
 
 def _parse_date(value, what, problems):
+    if isinstance(value, (date, datetime)):
+        problems.append(f"{what}: {value} is unquoted, so YAML reads it as a timestamp and CodaBench moves it to "
+                        f"midnight of its day; quote it: \"{value:%Y-%m-%d %H:%M:%S}\"")
+        return None
     if not isinstance(value, str) or not DATE_PATTERN.match(value):
-        problems.append(f"{what}: {value!r} is not a 'YYYY-MM-DD HH:MM:SS' date (quote-free, e.g. 2026-01-15 00:00:00)")
+        problems.append(f"{what}: {value!r} is not a 'YYYY-MM-DD HH:MM:SS' date (quoted, e.g. \"2026-01-15 00:00:00\")")
         return None
     try:
         return datetime.strptime(value, DATE_FORMAT)
@@ -187,6 +209,66 @@ def _check_docker_image(config, problems):
         problems.append(f"docker_image: {image!r} uses ':latest'; pin an exact tag so every run uses the same image")
 
 
+def _check_explicit_keys(config, problems):
+    """Every key the unpacker would default silently is written out (the choice is then deliberate)."""
+    ignored = []  # entries that are not mappings are reported by the other checks
+    places = [("", config, "competition")]
+    places += [(f"{what}: ", phase, "phase") for what, phase in _mappings(config.get("phases"), "phases", ignored,
+                                                                        label="name")]
+    places += [(f"{what}: ", task, "task") for what, task in _mappings(config.get("tasks"), "tasks", ignored)
+               if "key" not in task]
+    for prefix, mapping, level in places:
+        problems += [f"{prefix}'{key}' not set: CodaBench silently uses {default!r}; write the choice out"
+                     for key, default in SILENT_DEFAULTS[level].items() if key not in mapping]
+
+
+def _check_lengths(config, problems):
+    """Titles and keys fit the database columns CodaBench stores them in."""
+    ignored = []
+    values = [("title", "title", config.get("title")), ("docker_image", "docker_image", config.get("docker_image"))]
+    values += [(f"{what}.name", "phase name", p.get("name")) for what, p in _mappings(config.get("phases"), "phases",
+                                                                                      ignored)]
+    values += [(f"{what}.name", "task name", t.get("name")) for what, t in _mappings(config.get("tasks"), "tasks",
+                                                                                     ignored)]
+    for what, board in _mappings(config.get("leaderboards"), "leaderboards", ignored):
+        values += [(f"{what}.title", "leaderboard title", board.get("title")),
+                   (f"{what}.key", "leaderboard key", board.get("key"))]
+        for column_what, column in _mappings(board.get("columns"), f"{what}.columns", ignored):
+            values += [(f"{column_what}.title", "column title", column.get("title")),
+                       (f"{column_what}.key", "column key", column.get("key"))]
+    problems += [f"{what}: {value!r} has {len(value)} characters; CodaBench stores at most {MAX_LENGTHS[kind]} "
+                 f"({kind})" for what, kind, value in values
+                 if isinstance(value, str) and len(value) > MAX_LENGTHS[kind]]
+
+
+def _check_queue(config, problems):
+    queue = config.get("queue")
+    if queue is None:
+        return
+    try:
+        uuid.UUID(str(queue))
+    except ValueError:
+        problems.append(f"queue: {queue!r} is not a queue vhost; the uploader looks the queue up by its vhost, a UUID "
+                        "(CodaBench: Resources > Queues), and refuses the bundle otherwise")
+
+
+def effective_time_limit(config: dict, phase: dict, default_queue_limit: int = DEFAULT_QUEUE_LIMIT) -> int:
+    """Seconds the worker gives each step of the phase: its execution_time_limit, capped when there is no queue."""
+    declared = int(phase.get("execution_time_limit") or PHASE_DEFAULT_LIMIT)
+    return declared if config.get("queue") else min(declared, default_queue_limit)
+
+
+def check_time_limits(config: dict, default_queue_limit: int = DEFAULT_QUEUE_LIMIT) -> list:
+    """Without a queue every step runs on the platform's default queue, whose cap overrides a longer limit."""
+    if config.get("queue"):
+        return []
+    return [f"{what}: execution_time_limit {phase['execution_time_limit']} s, but competition.yaml names no queue: "
+            f"the default queue stops every step at {default_queue_limit} s. Name the organizer's queue "
+            f"(organizer.yaml 'queue') or declare at most {default_queue_limit} s"
+            for what, phase in _mappings(config.get("phases"), "phases", [], label="name")
+            if int(phase.get("execution_time_limit") or PHASE_DEFAULT_LIMIT) > default_queue_limit]
+
+
 def check_competition(config: dict, root) -> list:
     """All v2 rule violations of a parsed competition.yaml whose paths are relative to root (empty = fine)."""
     root = Path(root)
@@ -214,6 +296,9 @@ def check_competition(config: dict, root) -> list:
     _check_phases(config, root, task_indices, problems)
     _check_leaderboards(config, problems)
     _check_docker_image(config, problems)
+    _check_explicit_keys(config, problems)
+    _check_lengths(config, problems)
+    _check_queue(config, problems)
     return problems
 
 

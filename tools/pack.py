@@ -1,18 +1,51 @@
-"""Check and zip the bundle for CodaBench upload (dist/bundle.zip) and the ready-to-upload submission zips."""
+"""Check and zip the bundle for CodaBench upload (dist/bundle.zip) and the ready-to-upload submission zips.
+
+The bundle's competition.yaml and pages are filled from organizer.yaml; every task's input_data gets a
+time_budget.json ({"seconds": N}) below the time limit the worker really applies to its phase (600 s on the
+default queue, the declared limit on the organizer's queue), so the ingestion stops itself, with a run report,
+before the worker kills it. pack refuses, one line per reason, a bundle that breaks a CodaBench rule, still
+has organizer placeholders, carries the demo data or seed 0, or has a phase that cannot finish: a time budget
+not below its limit, or more images than the ResNet-50 baseline with its TTA predicts inside the budget.
+"""
 import argparse
 import importlib
 import json
 import sys
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from competition_rules import check_competition, check_score_keys, load_competition, referenced_paths
+import yaml
+
+from competition_rules import (DEFAULT_QUEUE_LIMIT, check_competition, check_score_keys, check_time_limits,
+                               effective_time_limit, load_competition, referenced_paths)
 from fixed_zip import folder_entries, write_zip
+from organizer_fields import (bundle_config, check_organizer, is_placeholder, load_organizer, page_fields,
+                              render_page, unfilled)
 
 REPO = Path(__file__).resolve().parents[1]
+BUDGET_FILE = "time_budget.json"
+# Planning throughput of the default CPU queue: the ResNet-50 baseline (224 px, d4 TTA: 8 network passes per
+# image) on 2 CPU cores, from "a timm resnet50 forward on 8 images at 224 px takes about 0.8 s on 2 cores"
+# (10 passes/s). README 'Compute worker' gives the arithmetic and how to measure your own worker.
+CPU_IMAGES_PER_SECOND = 1.25
+LOAD_SECONDS = 30  # container start, imports, Model() and load() before the first image
+SLACK = 2  # a phase must fit twice over: a slower or busier worker, a heavier model than the baseline
+MIN_HEADROOM = 30  # seconds between the budget and the limit: the ingestion writes its report after the budget
 
 
 class PackError(Exception):
     """The bundle is not fit for upload; the message lists every reason."""
+
+
+@dataclass
+class Bundle:
+    """What pack writes: the final competition.yaml, the filled pages, each input folder's time budget."""
+
+    config: dict
+    pages: dict = field(default_factory=dict)  # bundle-relative path -> filled page text
+    budgets: dict = field(default_factory=dict)  # input_data folder -> seconds
+    notes: list = field(default_factory=list)
 
 
 def score_keys(root) -> tuple:
@@ -23,14 +56,34 @@ def score_keys(root) -> tuple:
     return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
 
 
+def default_budget(limit: int) -> int:
+    """The time budget for a step limit: a tenth of it (at least 60 s) is left for start-up and the report."""
+    return limit - max(60, limit // 10)
+
+
+def count_images(folder: Path) -> int:
+    """Images in the folder's input zips (both sets), as the ingestion will see them."""
+    total = 0
+    for path in sorted(folder.glob("*.zip")):
+        with zipfile.ZipFile(path) as archive:
+            total += sum(1 for name in archive.namelist() if not name.endswith("/") and "__MACOSX" not in name
+                         and not Path(name).name.startswith("."))
+    return total
+
+
 def _check_data(config, root, demo, problems):
-    """Bundle data built by prepare.py, complete for every task, and not the demo data unless --demo."""
+    """Bundle data built by prepare.py, complete for every task, not the demo data nor seed 0 unless --demo."""
     manifest_path = root / "reference_data" / "manifest.json"
     if not manifest_path.is_file():
         problems.append(f"{manifest_path}: not found; build the data first (python tools/prepare.py RELEASE --out .)")
-    elif json.loads(manifest_path.read_text(encoding="utf-8")).get("demo", True) and not demo:
-        problems.append(f"{manifest_path}: the data is the synthetic demo data (demo: true); build it from the "
-                        "release with tools/prepare.py, or pass --demo to pack it anyway")
+    else:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("demo", True) and not demo:
+            problems.append(f"{manifest_path}: the data is the synthetic demo data (demo: true); build it from the "
+                            "release with tools/prepare.py, or pass --demo to pack it anyway")
+        elif manifest.get("seed", 0) == 0 and not demo:
+            problems.append(f"{manifest_path}: the data was prepared with seed 0, which anyone can replay from the "
+                            "public code; rebuild it with a private --seed")
     for task in config.get("tasks") or []:
         for kind, names in (("input_data", ("pristine.zip", "degraded.zip")), ("reference_data", ("reference.csv",))):
             folder = root / str(task.get(kind, ""))
@@ -39,32 +92,131 @@ def _check_data(config, root, demo, problems):
                              if not (folder / name).is_file()]
 
 
-def check_bundle(root=REPO, *, demo=False) -> dict:
-    """Parse competition.yaml and raise PackError listing every problem (v2 rules, score keys, data)."""
+def _phase_budget(name, folder, limit, overrides, problems):
+    """The phase's budget: --time-budget, else a time_budget.json already in its input folder, else the default."""
+    if name in overrides:
+        return overrides[name], "--time-budget"
+    existing = folder / BUDGET_FILE
+    if existing.is_file():
+        try:
+            return json.loads(existing.read_text(encoding="utf-8"))["seconds"], str(existing)
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"{existing}: expected {{\"seconds\": N}}")
+    return default_budget(limit), "default"
+
+
+def _plan_phases(bundle, root, organizer, *, demo, default_queue_limit, overrides, cpu_rate, problems):
+    """Each phase's effective limit and time budget; refuse a budget not below the limit or a phase too big."""
+    config = bundle.config
+    queue = config.get("queue")
+    rate = organizer.get("worker_images_per_second") if queue else cpu_rate
+    where = "on the organizer's worker (organizer.yaml)" if queue else "planned for the default CPU queue"
+    tasks = {task.get("index"): task for task in config.get("tasks") or [] if isinstance(task, dict)}
+    limits = {}
+    for phase in config.get("phases") or []:
+        name = phase.get("name")
+        limit = effective_time_limit(config, phase, default_queue_limit)
+        capped = "" if queue or limit == phase.get("execution_time_limit") else ", capped by the default queue"
+        for index in phase.get("tasks") or []:
+            folder_name = str((tasks.get(index) or {}).get("input_data", ""))
+            folder = root / folder_name
+            if not folder_name or not folder.is_dir():
+                continue
+            budget, source = _phase_budget(name, folder, limit, overrides, problems)
+            if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not 0 < budget <= limit - MIN_HEADROOM:
+                problems.append(f"phase {name}: time budget {budget!r} s ({source}) is not below its {limit} s limit"
+                                f"{capped} by at least {MIN_HEADROOM} s: the worker would stop the ingestion before "
+                                f"it writes its report; use at most {limit - MIN_HEADROOM} s")
+                continue
+            bundle.budgets[folder_name] = min(budget, bundle.budgets.get(folder_name, budget))
+            limits[name] = (limit, bundle.budgets[folder_name])
+            if is_placeholder(rate):
+                bundle.notes.append(f"phase {name}: capacity not checked (organizer.yaml worker_images_per_second "
+                                    "is a placeholder)")
+                continue
+            images = count_images(folder)
+            need = LOAD_SECONDS + SLACK * images / float(rate)
+            if need > budget:
+                fits = int((budget - LOAD_SECONDS) * float(rate) / SLACK)
+                message = (f"phase {name}: {images} images at {rate} images/s {where} need about {need:.0f} s with a "
+                           f"{SLACK}x margin, more than its {budget} s time budget (limit {limit} s{capped}; about "
+                           f"{fits} images fit); attach "
+                           "a GPU queue (organizer.yaml 'queue') or make the phase smaller "
+                           f"(tools/prepare.py --phase-size {Path(folder_name).name}=N)")
+                (bundle.notes if demo else problems).append(message + (" [--demo: not refused]" if demo else ""))
+    return limits
+
+
+def check_bundle(root=REPO, *, demo=False, default_queue_limit=DEFAULT_QUEUE_LIMIT, time_budgets=None,
+                 cpu_images_per_second=CPU_IMAGES_PER_SECOND) -> Bundle:
+    """Build the bundle's yaml, pages and budgets, and raise PackError listing every problem."""
     root = Path(root)
     config_path = root / "competition.yaml"
     if not config_path.is_file():
         raise PackError(f"{config_path}: not found")
-    config = load_competition(config_path)
-    problems = check_competition(config, root)
-    problems += check_score_keys(config, score_keys(root))
-    _check_data(config, root, demo, problems)
+    try:
+        organizer = load_organizer(root / "organizer.yaml")
+    except (OSError, ValueError) as error:
+        raise PackError(str(error)) from None
+    problems = check_organizer(organizer)
+    placeholders = unfilled(organizer)
+    if placeholders and not demo:
+        problems.append(f"organizer.yaml: still placeholders: {', '.join(placeholders)}; fill them (or pass --demo "
+                        "to pack a demo bundle that shows them)")
+    bundle = Bundle(bundle_config(load_competition(config_path), organizer))
+    if demo and not bundle.config.get("queue"):
+        for phase in bundle.config.get("phases") or []:
+            if phase.get("execution_time_limit", 0) > default_queue_limit:
+                bundle.notes.append(f"phase {phase.get('name')}: no queue in a demo bundle: execution_time_limit "
+                                    f"{phase['execution_time_limit']} s lowered to the default queue's "
+                                    f"{default_queue_limit} s")
+                phase["execution_time_limit"] = default_queue_limit
+    problems += check_competition(bundle.config, root)
+    problems += check_time_limits(bundle.config, default_queue_limit)
+    problems += check_score_keys(bundle.config, score_keys(root))
+    _check_data(bundle.config, root, demo, problems)
+    limits = _plan_phases(bundle, root, organizer, demo=demo, default_queue_limit=default_queue_limit,
+                          overrides=dict(time_budgets or {}), cpu_rate=cpu_images_per_second, problems=problems)
+    fields = page_fields(bundle.config, organizer, limits)
+    pages = [bundle.config.get("terms")] + [page.get("file") for page in bundle.config.get("pages") or []
+                                            if isinstance(page, dict)]
+    for page in dict.fromkeys(path for path in pages if path and (root / path).is_file()):
+        try:
+            bundle.pages[page] = render_page((root / page).read_text(encoding="utf-8"), fields, page)
+        except ValueError as error:
+            problems.append(str(error))
     if problems:
         raise PackError("the bundle is not ready for upload:\n  - " + "\n  - ".join(problems))
-    return config
+    return bundle
 
 
-def pack_bundle(root=REPO, out=None, *, demo=False) -> Path:
-    """dist/bundle.zip: competition.yaml at the root and every path it references, folders as folders."""
+def bundle_yaml(config: dict) -> bytes:
+    """The bundle's competition.yaml text (dates stay quoted strings: PyYAML quotes what would read as a date)."""
+    header = "# Written by tools/pack.py from competition.yaml and organizer.yaml; edit those, not this copy.\n"
+    return (header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=110)).encode("utf-8")
+
+
+def pack_bundle(root=REPO, out=None, *, demo=False, log=None, **options) -> Path:
+    """dist/bundle.zip: competition.yaml at the root and every path it references, folders as folders.
+
+    options: default_queue_limit, time_budgets ({phase name: seconds}), cpu_images_per_second (check_bundle).
+    """
     root = Path(root)
-    config = check_bundle(root, demo=demo)
+    bundle = check_bundle(root, demo=demo, **options)
+    for note in bundle.notes:
+        (log or (lambda message: print(f"pack: note: {message}", file=sys.stderr)))(note)
 
     def entries():
-        yield "competition.yaml", (root / "competition.yaml").read_bytes()
-        for relative in referenced_paths(config):
+        yield "competition.yaml", bundle_yaml(bundle.config)
+        for relative in referenced_paths(bundle.config):
             path = root / relative
             if path.is_dir():
-                yield from folder_entries(path, prefix=f"{relative}/")
+                yield from ((name, data) for name, data in folder_entries(path, prefix=f"{relative}/")
+                            if name != f"{relative}/{BUDGET_FILE}")
+                if relative in bundle.budgets:
+                    yield f"{relative}/{BUDGET_FILE}", json.dumps({"seconds": bundle.budgets[relative]}).encode()
+            elif relative in bundle.pages:
+                yield relative, bundle.pages[relative].encode("utf-8")
             else:
                 yield relative, path.read_bytes()
 
@@ -94,15 +246,30 @@ def pack_submissions(root=REPO, dist=None, log=print) -> list:
     return written
 
 
+def _phase_seconds(text: str) -> tuple:
+    name, separator, seconds = text.partition("=")
+    if not separator:
+        raise argparse.ArgumentTypeError(f"expected PHASE=SECONDS, got {text!r}")
+    return name, float(seconds)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO), help="the bundle folder (default: this repository)")
     parser.add_argument("--out", help="bundle zip path (default: ROOT/dist/bundle.zip)")
-    parser.add_argument("--demo", action="store_true", help="allow packing the synthetic demo data")
+    parser.add_argument("--demo", action="store_true",
+                        help="allow the synthetic demo data and organizer.yaml placeholders")
     parser.add_argument("--no-submissions", action="store_true", help="only write the bundle zip")
+    parser.add_argument("--default-queue-limit", type=int, default=DEFAULT_QUEUE_LIMIT,
+                        help="the instance's cap on a step without a queue (600 s; codabench.org: 1200 s)")
+    parser.add_argument("--time-budget", type=_phase_seconds, action="append", default=[], metavar="PHASE=SECONDS",
+                        help="a phase's ingestion time budget (default: its limit less max(60 s, 10%%))")
+    parser.add_argument("--cpu-images-per-second", type=float, default=CPU_IMAGES_PER_SECOND,
+                        help=f"planning throughput of the default CPU queue (default {CPU_IMAGES_PER_SECOND})")
     args = parser.parse_args(argv)
     try:
-        bundle = pack_bundle(args.root, args.out, demo=args.demo)
+        bundle = pack_bundle(args.root, args.out, demo=args.demo, default_queue_limit=args.default_queue_limit,
+                             time_budgets=dict(args.time_budget), cpu_images_per_second=args.cpu_images_per_second)
     except PackError as error:
         print(f"pack: refused: {error}", file=sys.stderr)
         return 2
