@@ -1,11 +1,13 @@
 """competition.yaml against CodaBench's v2 rules, the score keys, and the docker image tag everywhere."""
 import copy
 import re
+from datetime import date, datetime
 
 import pytest
 
 from bundle_copies import REPO, copy_bundle
-from competition_rules import check_competition, check_score_keys, load_competition
+from competition_rules import (SILENT_DEFAULTS, check_competition, check_score_keys, check_time_limits,
+                               effective_time_limit, load_competition)
 from leaderboard_scores import LEADERBOARD_KEYS
 
 
@@ -25,8 +27,36 @@ def test_repository_yaml_follows_the_rules(config, root):
 
 def test_leaderboard_keys_equal_score_keys(config):
     assert check_score_keys(config, LEADERBOARD_KEYS) == []
-    columns = sorted(config["leaderboards"][0]["columns"], key=lambda c: c["index"])
-    assert [c["key"] for c in columns] == list(LEADERBOARD_KEYS)
+    assert sorted(c["key"] for c in config["leaderboards"][0]["columns"]) == sorted(LEADERBOARD_KEYS)
+
+
+def test_every_silent_default_is_written_out(config):
+    assert set(SILENT_DEFAULTS["competition"]) <= set(config)
+    for phase in config["phases"]:
+        assert set(SILENT_DEFAULTS["phase"]) <= set(phase), phase["name"]
+    assert config["show_detailed_results_in_leaderboard"] is False
+    assert config["can_participants_make_submissions_public"] is False
+
+
+def test_unquoted_dates_in_the_yaml_text_are_refused(tmp_path):
+    text = (REPO / "competition.yaml").read_text()
+    (tmp_path / "competition.yaml").write_text(text.replace('start: "2027-01-11 00:00:00"', "start: 2027-01-11 08:30:00"))
+    problems = check_competition(load_competition(tmp_path / "competition.yaml"), REPO)
+    assert any("phases[0] (Development).start: 2027-01-11 08:30:00 is unquoted" in p and "midnight" in p
+               and '"2027-01-11 08:30:00"' in p for p in problems), problems
+
+
+def test_time_limits_without_a_queue(config):
+    final = _phase(config, 1)
+    assert config["queue"] is None and final["execution_time_limit"] > 600
+    assert effective_time_limit(config, final) == 600
+    assert effective_time_limit(config, final, default_queue_limit=1200) == 1200
+    assert effective_time_limit(config, _phase(config, 0)) == _phase(config, 0)["execution_time_limit"] <= 600
+    problems = check_time_limits(config)
+    assert len(problems) == 1 and "phases[1] (Final): execution_time_limit 3600 s" in problems[0]
+    assert "default queue stops every step at 600 s" in problems[0]
+    with_queue = dict(config, queue="6f1b3c52-9a43-4d57-8a2b-0c1d2e3f4a5b")
+    assert check_time_limits(with_queue) == [] and effective_time_limit(with_queue, final) == 3600
 
 
 def _phase(config, i):
@@ -37,6 +67,21 @@ BROKEN = {
     "version 1": (lambda c, r: c.update(version=1), "version: 1, expected 2"),
     "no leaderboards": (lambda c, r: c.pop("leaderboards"), "missing required key 'leaderboards'"),
     "date without time": (lambda c, r: _phase(c, 0).update(start="2027-01-11"), "is not a 'YYYY-MM-DD HH:MM:SS' date"),
+    "unquoted datetime": (lambda c, r: _phase(c, 1).update(end=datetime(2027, 4, 11, 23, 59, 59)),
+                          "phases[1] (Final).end: 2027-04-11 23:59:59 is unquoted"),
+    "unquoted date": (lambda c, r: _phase(c, 0).update(start=date(2027, 1, 11)), "is unquoted, so YAML reads it"),
+    "column title over 36": (lambda c, r: c["leaderboards"][0]["columns"][1].update(title="B" * 37),
+                             "leaderboards[0].columns[1].title: 'BBBB"),
+    "column key over 36": (lambda c, r: c["leaderboards"][0]["columns"][2].update(key="k" * 37),
+                           "has 37 characters; CodaBench stores at most 36 (column key)"),
+    "leaderboard title over 64": (lambda c, r: c["leaderboards"][0].update(title="T" * 65),
+                                  "has 65 characters; CodaBench stores at most 64 (leaderboard title)"),
+    "leaderboard key over 36": (lambda c, r: c["leaderboards"][0].update(key="m" * 37), "(leaderboard key)"),
+    "silent default left out": (lambda c, r: c.pop("show_detailed_results_in_leaderboard"),
+                                "'show_detailed_results_in_leaderboard' not set: CodaBench silently uses True"),
+    "phase flag left out": (lambda c, r: _phase(c, 1).pop("hide_output"),
+                            "phases[1] (Final): 'hide_output' not set: CodaBench silently uses False"),
+    "queue not a vhost": (lambda c, r: c.update(queue="my-gpu-queue"), "queue: 'my-gpu-queue' is not a queue vhost"),
     "end equals next start": (lambda c, r: _phase(c, 0).update(end=_phase(c, 1)["start"]),
                               "starts exactly when"),
     "overlapping phases": (lambda c, r: _phase(c, 1).update(start="2027-02-01 00:00:00"), "phases must be sequential"),
