@@ -22,8 +22,9 @@ from scoring_errors import ScoringError  # noqa: E402
 
 
 def submission_names(paths: list[Path]) -> list[str]:
-    """Short names: the file stem, or its folder's name for files called predictions.csv; paths if ambiguous."""
-    names = [p.parent.name if p.stem == "predictions" else p.stem for p in paths]
+    """Short names: the file stem, or its folder's name for files called predictions.csv or scores.json; paths if
+    ambiguous."""
+    names = [p.parent.name if p.stem in ("predictions", "scores") else p.stem for p in paths]
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 
