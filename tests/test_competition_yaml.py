@@ -40,7 +40,8 @@ def test_every_silent_default_is_written_out(config):
 
 def test_unquoted_dates_in_the_yaml_text_are_refused(tmp_path):
     text = (REPO / "competition.yaml").read_text()
-    (tmp_path / "competition.yaml").write_text(text.replace('start: "2027-01-11 00:00:00"', "start: 2027-01-11 08:30:00"))
+    unquoted = text.replace('start: "2027-01-11 00:00:00"', "start: 2027-01-11 08:30:00")
+    (tmp_path / "competition.yaml").write_text(unquoted)
     problems = check_competition(load_competition(tmp_path / "competition.yaml"), REPO)
     assert any("phases[0] (Development).start: 2027-01-11 08:30:00 is unquoted" in p and "midnight" in p
                and '"2027-01-11 08:30:00"' in p for p in problems), problems

@@ -84,7 +84,8 @@ def test_refuses_a_phase_too_big_for_its_worker(ready, tmp_path):
     message = refusal(ready, tmp_path)
     assert ("phase Final: 160 images at 0.05 images/s on the organizer's worker (organizer.yaml) need about 6430 s "
             "with a 2x margin, more than its 3240 s time budget (limit 3600 s; about 80 images fit); attach a GPU "
-            "queue (organizer.yaml 'queue') or make the phase smaller (tools/prepare.py --phase-size test=N)") in message
+            "queue (organizer.yaml 'queue') or make the phase smaller (tools/prepare.py --phase-size test=N)"
+            ) in message
 
 
 def test_refuses_an_unknown_page_field(ready, tmp_path):
@@ -108,8 +109,9 @@ def test_refuses_a_v2_rule_violation(root, tmp_path):
 
 def test_command_line_refusal_is_one_line_per_reason(ready, tmp_path):
     make_release_ready(ready, seed=0, contact_email="nobody")
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "pack.py"), "--root", str(ready), "--out",
-                          str(tmp_path / "bundle.zip"), "--no-submissions"], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, str(REPO / "tools" / "pack.py"), "--root", str(ready), "--out",
+               str(tmp_path / "bundle.zip"), "--no-submissions"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     lines = run.stderr.splitlines()
     assert lines[0] == "pack: refused: the bundle is not ready for upload:"
@@ -155,7 +157,8 @@ def test_good_pack_and_submission_zips(root, tmp_path):
                 "input_data/eval/pristine.zip", "reference_data/test/reference.csv"} <= names
         assert not [n for n in names if "__pycache__" in n or n.startswith("reference_data/manifest")]
         assert "organizer.yaml" not in names
-    assert pack_bundle(root, tmp_path / "again.zip", demo=True, log=lambda note: None).read_bytes() == bundle.read_bytes()
+    again = pack_bundle(root, tmp_path / "again.zip", demo=True, log=lambda note: None)
+    assert again.read_bytes() == bundle.read_bytes()
 
     (root / "baselines" / "resnet50").mkdir(parents=True)
     (root / "baselines" / "resnet50" / "metadata").write_text("description: an untrained baseline\n")

@@ -1,4 +1,4 @@
-"""Ranking: competition.yaml's column order, pages/evaluation.md and tools/rank.py say the same thing, as CodaBench does."""
+"""Ranking: competition.yaml's column order, pages/evaluation.md and tools/rank.py agree with CodaBench's order."""
 import csv
 import json
 import re

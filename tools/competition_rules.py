@@ -42,7 +42,7 @@ MAX_LENGTHS = {"title": 256, "docker_image": 128, "reward": 256, "phase name": 2
 
 
 def load_competition(path) -> dict:
-    """Parse competition.yaml as the uploader does (yaml.safe_load): an unquoted date comes back as a datetime."""
+    """Parse competition.yaml as the uploader does (yaml.safe_load): an unquoted date reads as a datetime."""
     with open(path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     if not isinstance(config, dict):

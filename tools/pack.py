@@ -123,7 +123,8 @@ def _plan_phases(bundle, root, organizer, *, demo, default_queue_limit, override
             if not folder_name or not folder.is_dir():
                 continue
             budget, source = _phase_budget(name, folder, limit, overrides, problems)
-            if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not 0 < budget <= limit - MIN_HEADROOM:
+            number = isinstance(budget, (int, float)) and not isinstance(budget, bool)
+            if not number or not 0 < budget <= limit - MIN_HEADROOM:
                 problems.append(f"phase {name}: time budget {budget!r} s ({source}) is not below its {limit} s limit"
                                 f"{capped} by at least {MIN_HEADROOM} s: the worker would stop the ingestion before "
                                 f"it writes its report; use at most {limit - MIN_HEADROOM} s")
