@@ -5,6 +5,7 @@ folder with an interpreter whose path leads there (as `make check` in a reposito
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,8 +107,20 @@ def test_temp_folder_is_removed_unless_kept(bundle_root, tmp_path, monkeypatch):
     result = run_submission(submission, "eval", bundle_root)
     assert result.status == "Finished" and not result.workdir.exists() and not result.kept
     assert "[ingestion]" in result.prediction.stderr_text()  # the logs outlive the folder
-    kept = run_submission(submission, "eval", bundle_root, keep=True)
-    assert kept.workdir.is_dir() and (kept.workdir / "scoring" / "output" / "scores.json").is_file()
+
+
+def test_a_submission_metadata_command_runs_beside_the_ingestion(bundle_root, tmp_path):
+    """The worker runs a submission that has a metadata command as a second container of the prediction step."""
+    submission = _submission(tmp_path / "sub", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    (submission / "metadata").write_text("command: python3 /app/program/extra.py /app/output\n")
+    (submission / "extra.py").write_text("import sys\nopen(sys.argv[1] + '/extra.txt', 'w').write('hi')\n")
+    result = run_submission(submission, "eval", bundle_root, keep=True)
+    assert result.status == "Finished" and result.workdir.is_dir(), result.reason
+    metadata = yaml.safe_load((result.workdir / "prediction" / "output" / "metadata").read_text())
+    assert metadata["exitCode"] == 0 and metadata["ingestionExitCode"] == 0
+    assert (result.workdir / "scoring" / "input" / "res" / "extra.txt").read_text() == "hi"
+    assert any("runs it beside the ingestion program" in note for note in result.notes)
+    shutil.rmtree(result.workdir)
 
 
 def test_submission_without_metadata_is_copied_into_the_output(bundle_root, tmp_path):
@@ -256,7 +269,7 @@ def test_a_setsid_child_is_killed_before_the_reference_is_staged(repository, tmp
     submission = _submission(tmp_path / "setsid", f"PID_FILE = {str(pid_file)!r}\n" + SETSID_CHILD_MODEL)
     completed = _run_emulator(repository, submission, tmp_path / "run")
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "left over from the prediction step" in completed.stderr
+    assert "left over from the prediction step" in completed.stdout
     assert not _alive(int(pid_file.read_text()))
     assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
 

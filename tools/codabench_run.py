@@ -315,15 +315,20 @@ def kill_leftovers(tree: Path, marker: str) -> list:
     return sorted(set(killed))
 
 
-def file_digests(folder: Path) -> dict:
-    """sha256 of every file under folder by relative path (Python's own __pycache__ aside): what changed it?"""
-    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts}
+def file_digests(source) -> dict:
+    """sha256 of every file in a folder or a zip (BytesIO) by relative path, Python's __pycache__ aside."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        with zipfile.ZipFile(source) as archive:
+            return {info.filename: hashlib.sha256(archive.read(info)).hexdigest() for info in archive.infolist()
+                    if not info.is_dir() and "__pycache__" not in Path(info.filename).parts}
+    return {path.relative_to(source).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(source.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts}
 
 
-def _changed(before: dict, after: dict) -> list:
-    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+def _changed(expected: dict, found: dict) -> list:
+    return sorted(name for name in set(expected) | set(found) if expected.get(name) != found.get(name))
 
 
 # --- The worker's steps -----------------------------------------------------------------------------------------
@@ -387,7 +392,7 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     if program_metadata is None:
         # The worker treats it as a results submission: the whole submission goes into the output.
         shutil.rmtree(root / "output")
-        shutil.copytree(root / "program", root / "output", symlinks=True)
+        shutil.copytree(root / "program", root / "output")
         result.notes.append("the submission has no `metadata` file: CodaBench copies all of it into the prediction "
                             "output (add a `metadata` file holding only a description)")
     ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
@@ -418,19 +423,21 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     return root, marker
 
 
-def _scoring_step(result, source_copies, limit, python, prediction_output: Path) -> None:
-    """Stage the scoring program and reference (copied before the prediction step) and run the scoring program."""
+def _scoring_step(result, copies, limit, python, prediction_output: Path) -> None:
+    """Stage the prediction output, the scoring program and the reference (copied before the prediction step),
+    run the scoring program, then check that none of the three changed under it."""
     root = result.workdir / "scoring"
     for name in ("output", "shared", "data"):
         (root / name).mkdir(parents=True)
-    extract(source_copies["scoring_program"], root / "program")
-    extract(source_copies["reference_data"], root / "input" / "ref")
-    # compute_worker._put_dir then _get_bundle: the prediction output travels as a zip.
+    staged = {"predictions": "input/res", "reference": "input/ref", "scoring program": "program"}
+    expected = {"predictions": file_digests(prediction_output), "reference": file_digests(copies["reference_data"]),
+                "scoring program": file_digests(copies["scoring_program"])}
+    # compute_worker._put_dir then _get_bundle: the prediction output travels as a zip. The reference comes last.
     zipped = result.workdir / "bundles" / "prediction_result.zip"
     zip_folder(prediction_output, zipped)
-    extract(zipped, root / "input" / "res")
-    before = {part: file_digests(root / folder) for part, folder in
-              (("predictions", "input/res"), ("reference", "input/ref"), ("scoring program", "program"))}
+    extract(zipped, root / staged["predictions"])
+    extract(copies["scoring_program"], root / staged["scoring program"])
+    extract(copies["reference_data"], root / staged["reference"])
     _, command = metadata_command(root / "program")
     if not command:
         raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
@@ -448,13 +455,12 @@ def _scoring_step(result, source_copies, limit, python, prediction_output: Path)
     result.detailed_results = detailed if detailed.is_file() else (html[0] if html else None)
     result.reason = _scoring_verdict(root / "output", scoring, timed_out, limit, result)
     if result.reason is None:
-        for part, folder in (("predictions", "input/res"), ("reference", "input/ref"), ("scoring program", "program")):
-            changed = _changed(before[part], file_digests(root / folder))
+        for part, folder in staged.items():
+            changed = _changed(expected[part], file_digests(root / folder))
             if changed:
                 result.reason = (f"the {part} changed while the scoring program ran ({', '.join(changed[:5])}): "
                                  "a process left over from the prediction step? The scores are not trusted")
                 return
-    if result.reason is None:
         result.status = "Finished"
 
 
@@ -557,7 +563,7 @@ def main(argv=None) -> int:
         print(f"codabench_run: error: {error}", file=sys.stderr)
         return 2
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {note}")
     print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     for step in (result.prediction, result.scoring):
         if step is not None:
@@ -566,7 +572,7 @@ def main(argv=None) -> int:
             print(f"{step.name}: {code} after {step.elapsed:.1f} s{logs}")
     if result.scoring is not None and result.scoring.exit_code not in (0, None):
         print("scoring stderr:\n" + result.scoring.stderr_text().rstrip(), file=sys.stderr)
-    elif result.status == "Failed" and result.prediction is not None:
+    elif result.status == "Failed" and result.scoring is None and result.prediction is not None:
         print("prediction stderr (last lines):\n" + "\n".join(result.prediction.stderr_text().splitlines()[-20:]),
               file=sys.stderr)
     if result.scores is not None:
