@@ -289,7 +289,8 @@ while time.time() < deadline:
         time.sleep(0.1)
         rows = list(csv.DictReader(open(target + "/ref/reference.csv")))
         with open(target + "/res/predictions.csv", "w") as out:
-            out.write("image_id,set,label\\\\n" + "".join(f"{r['image_id']},{r['set']},{r['label']}\\\\n" for r in rows))
+            out.write("image_id,set,label\\\\n")
+            out.writelines(f"{r['image_id']},{r['set']},{r['label']}\\\\n" for r in rows)
         break
     time.sleep(0.02)
 """

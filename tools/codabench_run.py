@@ -6,9 +6,9 @@ submission's own metadata command if it has one, with the input data and no refe
 without a `metadata` file is copied whole into the prediction output; `execution_time_limit` bounds each
 step and is capped at the default queue's limit when competition.yaml names no `queue`; the worker's
 `metadata` file and its messages. Hostile submissions are kept from the reference as far as processes
-allow (see the README's "Local CodaBench run" for what only a container closes): a clean environment,
-a staged interpreter, the scoring program and reference copied before the prediction step and written
-only after every process of that step is killed, and the prediction output checked unchanged after scoring.
+allow (the README says what only a container closes): a clean environment, a staged interpreter, the
+scoring program and reference copied before the prediction step and written only after every process of
+that step is killed, and the staged files checked unchanged after scoring.
 """
 import argparse
 import hashlib
@@ -217,7 +217,8 @@ def _docker_exit_code(returncode: int) -> int:
 def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple:
     """Start every (name, argv, cwd) at once; wait for all within the limit (the worker's alarm covers the step).
 
-    Returns ([StepResult], timed_out). Each runs in its own session; on time-out every group is killed.
+    Returns ([StepResult], timed_out, start_ticks of the first). Each runs in its own session; on time-out every
+    group is killed.
     """
     started, deadline = [], time.monotonic() + limit
     for name, argv, cwd in containers:
@@ -226,6 +227,7 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple
             process = subprocess.Popen(argv, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
                                        env=env, start_new_session=True)
         started.append((name, argv, process, time.monotonic(), out, err))
+    born_after = start_ticks(started[0][2].pid)
     timed_out, ended = False, {}
     for name, _, process, start, _, _ in started:
         try:
@@ -242,7 +244,7 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple
             timed_out = True
         code = None if name not in ended else _docker_exit_code(process.returncode)
         results.append(StepResult(name, argv, code, ended.get(name, limit), name not in ended, out, err))
-    return results, timed_out
+    return results, timed_out, born_after
 
 
 def _kill_group(pgid: int) -> None:
@@ -252,18 +254,33 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _process_touches(pid: int, tree: str, marker: bytes) -> bool:
-    """Whether a process carries the step's marker, or has its cwd, root, executable, an argument or an open file
-    in the step's temp tree."""
+def _stat(pid: int) -> list:
+    """/proc/<pid>/stat fields after the command name: [state, ppid, ...]; starttime is index 19."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int:
+    """When a process started, in clock ticks since boot (0 when it is already gone)."""
+    try:
+        return int(_stat(pid)[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _process_touches(pid: int, tree: str, marker: bytes, born_after: int) -> bool:
+    """Whether a process started during the step carries its marker, or has its cwd, root, executable, an
+    argument or an open file in the step's temp tree."""
     proc = f"/proc/{pid}"
     try:
+        if int(_stat(pid)[19]) < born_after:
+            return False
         if marker in Path(proc, "environ").read_bytes():
             return True
         if tree.encode() in Path(proc, "cmdline").read_bytes():
             return True
         links = [f"{proc}/cwd", f"{proc}/root", f"{proc}/exe"]
         links += [f"{proc}/fd/{fd}" for fd in os.listdir(f"{proc}/fd")]
-    except OSError:  # gone, or not ours to read
+    except (OSError, ValueError, IndexError):  # gone, or not ours to read
         return False
     for link in links:
         try:
@@ -281,15 +298,15 @@ def _ancestors() -> set:
     while pid > 1 and pid not in pids:
         pids.add(pid)
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            pid = int(stat.rsplit(")", 1)[1].split()[1])
+            pid = int(_stat(pid)[1])
         except (OSError, ValueError, IndexError):
             break
     return pids
 
 
-def kill_leftovers(tree: Path, marker: str) -> list:
-    """Kill every process of this user tied to the step (marker, cwd, files, arguments); returns 'pid: command'.
+def kill_leftovers(tree: Path, marker: str, born_after: int) -> list:
+    """Kill every process started since the step began (born_after: start_ticks of its first process) that is
+    tied to it (marker, cwd, files, arguments); returns 'pid: command' of each.
 
     Repeats until a scan finds none, so a process forking while it is being killed is caught too.
     """
@@ -300,7 +317,8 @@ def kill_leftovers(tree: Path, marker: str) -> list:
     for _ in range(50):
         found = []
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) not in protected and _process_touches(int(entry), tree_text, marker_bytes):
+            if (entry.isdigit() and int(entry) not in protected
+                    and _process_touches(int(entry), tree_text, marker_bytes, born_after)):
                 found.append(int(entry))
         if not found:
             break
@@ -379,7 +397,7 @@ def _stage_submission(submission: Path, destination: Path, scratch: Path) -> Non
 
 
 def _prediction_step(result, source, task, submission, limit, python, scratch) -> tuple:
-    """Stage and run the prediction step; returns (its tree, its marker) for the leftover search."""
+    """Stage and run the prediction step; returns (its tree, its marker, its start) for the leftover search."""
     root = result.workdir / "prediction"
     for name in ("program", "output", "data"):
         (root / name).mkdir(parents=True, exist_ok=True)
@@ -412,15 +430,15 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     containers.append(("prediction_ingestion", worker_command(ingestion_command, "ingestion", False, mounts, python),
                        root / "ingestion_program"))
     marker = secrets.token_hex(8)
-    steps, timed_out = run_containers(containers, limit, step_environment(root / "home", python, marker),
-                                      result.workdir / "logs")
+    env = step_environment(root / "home", python, marker)
+    steps, timed_out, born_after = run_containers(containers, limit, env, result.workdir / "logs")
     result.prediction = steps[-1]
     program = steps[0] if program_command else None
     if timed_out:
         result.reason = TIME_LIMIT_MESSAGE.format(limit)
     else:
         result.reason = _write_worker_metadata(root / "output", program, result.prediction)
-    return root, marker
+    return root, marker, born_after
 
 
 def _scoring_step(result, copies, limit, python, prediction_output: Path) -> None:
@@ -444,12 +462,11 @@ def _scoring_step(result, copies, limit, python, prediction_output: Path) -> Non
     mounts = {"/app/program": root / "program", "/app/output": root / "output", "/app/data": root / "data",
               "/app/shared": root / "shared", "/app/input": root / "input"}
     marker = secrets.token_hex(8)
-    [scoring], timed_out = run_containers([("scoring", worker_command(command, "program", True, mounts, python),
-                                            root / "program")],
-                                          limit, step_environment(root / "home", python, marker),
-                                          result.workdir / "logs")
+    container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
+    env = step_environment(root / "home", python, marker)
+    [scoring], timed_out, born_after = run_containers([container], limit, env, result.workdir / "logs")
     result.scoring = scoring
-    kill_leftovers(root, marker)
+    kill_leftovers(root, marker, born_after)
     html = sorted((root / "output").glob("*.html"))
     detailed = root / "output" / "detailed_results.html"
     result.detailed_results = detailed if detailed.is_file() else (html[0] if html else None)
@@ -529,11 +546,12 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
         (result.workdir / folder).mkdir(parents=True, exist_ok=True)
     python = python or staged_python(result.workdir / "python")
     try:
-        tree, marker = _prediction_step(result, source, task, submission, limit, python, result.workdir / "bundles")
+        tree, marker, born_after = _prediction_step(result, source, task, submission, limit, python,
+                                                    result.workdir / "bundles")
     except SubmissionError as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
         result.reason = str(error)
         return
-    leftovers = kill_leftovers(tree, marker)
+    leftovers = kill_leftovers(tree, marker, born_after)
     if leftovers:
         result.notes.append(f"killed {len(leftovers)} process(es) left over from the prediction step "
                             f"(on CodaBench they end with its container): {'; '.join(leftovers[:3])}")
