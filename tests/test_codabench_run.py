@@ -225,7 +225,7 @@ def test_a_model_finds_no_reference_from_pwd_executable_parent_or_its_folder(rep
         subprocess.run([python, *map(str, program)], cwd=repository, env=env, check=True, capture_output=True,
                        timeout=300)
     control = json.loads((repository / "output" / "scores" / "scores.json").read_text())
-    assert control["degraded_macro_f1"] == 1.0 and json.loads(report.read_text())["found"]["sys.executable"]
+    assert control["degraded_macro_f1"] == 1.0 and any(json.loads(report.read_text())["found"].values())
 
     report.unlink()
     completed = _run_emulator(repository, submission, tmp_path / "run")

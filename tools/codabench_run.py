@@ -220,28 +220,26 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple
     Returns ([StepResult], timed_out, start_ticks of the first). Each runs in its own session; on time-out every
     group is killed.
     """
-    started, deadline = [], time.monotonic() + limit
+    started, deadline, born_after = [], time.monotonic() + limit, 0
     for name, argv, cwd in containers:
         out, err = logs / f"{name}_stdout.txt", logs / f"{name}_stderr.txt"
         with open(out, "wb") as out_file, open(err, "wb") as err_file:
             process = subprocess.Popen(argv, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
                                        env=env, start_new_session=True)
+        born_after = born_after or start_ticks(process.pid)
         started.append((name, argv, process, time.monotonic(), out, err))
-    born_after = start_ticks(started[0][2].pid)
-    timed_out, ended = False, {}
-    for name, _, process, start, _, _ in started:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            ended[name] = time.monotonic() - start
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            break
+    ended = {}
+    while len(ended) < len(started) and time.monotonic() < deadline:
+        for name, _, process, start, _, _ in started:
+            if name not in ended and process.poll() is not None:
+                ended[name] = time.monotonic() - start
+        time.sleep(0.02)
+    timed_out = len(ended) < len(started)
     results = []
     for name, argv, process, start, out, err in started:
         if process.poll() is None:
             _kill_group(process.pid)
             process.wait()
-            timed_out = True
         code = None if name not in ended else _docker_exit_code(process.returncode)
         results.append(StepResult(name, argv, code, ended.get(name, limit), name not in ended, out, err))
     return results, timed_out, born_after
@@ -415,9 +413,7 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
                             "output (add a `metadata` file holding only a description)")
     ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
     if not ingestion_command:
-        raise RunSetupError("ingestion program: " + ("Program directory missing 'command' in metadata"
-                                                     if ingestion_metadata else "Program directory missing "
-                                                     "'metadata.yaml/metadata'"))
+        raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
     base = {"/app/output": root / "output", "/app/data": root / "data", "/app/input_data": root / "input_data"}
     containers = []
     if program_command:
