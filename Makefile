@@ -50,14 +50,16 @@ demo: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) scoring_program/score.py
 
 ## Participants: a submission (zip or folder) through CodaBench's two steps on the demo data
+## (CHECK_ARGS=--keep keeps the steps' folders, detailed_results.html included)
 ifneq ($(filter check,$(MAKECMDGOALS)),)
 ifndef SUB
 $(error usage: make check SUB=path/to/submission.zip)
 endif
 endif
 
+CHECK_ARGS ?=
 check: $(BUNDLE_DATA_STAMP)
-	$(PY) tools/codabench_run.py "$(SUB)" --phase eval
+	$(PY) tools/codabench_run.py "$(SUB)" --phase eval $(CHECK_ARGS)
 
 ## Baselines (baselines/README.md): cpu-quick on the demo release unless told otherwise
 BASELINE_RELEASE ?= $(DEMO_RELEASE)

@@ -595,6 +595,8 @@ def main(argv=None) -> int:
         print(f"detailed results: {result.detailed_results}")
     if result.kept:
         print(f"steps kept in {result.workdir}")
+    else:
+        print("the steps' temp folder was removed (--keep keeps it, detailed_results.html included)")
     return 0 if result.status == "Finished" else 1
 
 
