@@ -13,7 +13,7 @@ BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
 
 .PHONY: all venv demo demo-release bundle-data starting-kit test bench clean \
-        resnet50 ensemble baselines baseline-zips bundle
+        resnet50 ensemble baselines baseline-zips bundle check
 
 all: demo
 
@@ -48,6 +48,18 @@ $(STARTING_KIT_MODEL): $(DEMO_RELEASE_STAMP) starting_kit/train.py starting_kit/
 demo: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) ingestion_program/ingestion.py
 	$(PY) scoring_program/score.py
+
+## Participants: a submission (zip or folder) through CodaBench's two steps on the demo data
+## (CHECK_ARGS=--keep keeps the steps' folders, detailed_results.html included)
+ifneq ($(filter check,$(MAKECMDGOALS)),)
+ifndef SUB
+$(error usage: make check SUB=path/to/submission.zip)
+endif
+endif
+
+CHECK_ARGS ?=
+check: $(BUNDLE_DATA_STAMP)
+	$(PY) tools/codabench_run.py "$(SUB)" --phase eval $(CHECK_ARGS)
 
 ## Baselines (baselines/README.md): cpu-quick on the demo release unless told otherwise
 BASELINE_RELEASE ?= $(DEMO_RELEASE)

@@ -1,12 +1,27 @@
-"""codabench_run: the worker's staging, commands and failure modes, end to end on the small bundle."""
-import zipfile
+"""codabench_run: the worker's staging, commands, limits and messages, and hostile submissions kept from the reference.
+
+The hostile models run through the real tools/codabench_run.py in a subprocess, started from inside a bundle
+folder with an interpreter whose path leads there (as `make check` in a repository with its .venv would).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from bundle_copies import copy_bundle
-from codabench_run import _unpack_like_worker, run_submission, worker_command
+from codabench_run import (CHILD_FAILED_MESSAGE, effective_time_limit, run_submission, worker_command)
 from leaderboard_scores import LEADERBOARD_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+EMULATOR = REPO / "tools" / "codabench_run.py"
+METADATA = "description: test submission\n"
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +30,55 @@ def bundle_root(small_bundle, tmp_path_factory):
     return copy_bundle(small_bundle, tmp_path_factory.mktemp("bundle_root"))
 
 
+@pytest.fixture
+def repository(small_bundle, tmp_path):
+    """A bundle folder of its own (hostile models change it) with a .venv inside, like a participant's clone."""
+    root = copy_bundle(small_bundle, tmp_path / "repository")
+    (root / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    return root
+
+
+def _submission(folder: Path, model_source: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text(model_source)
+    (folder / "metadata").write_text(METADATA)
+    return folder
+
+
+def _run_emulator(root: Path, submission: Path, workdir: Path, *extra) -> subprocess.CompletedProcess:
+    """tools/codabench_run.py run from inside root, with root's own .venv interpreter and PWD."""
+    python = root / ".venv" / "bin" / Path(sys.executable).name
+    env = {**os.environ, "PWD": str(root)}
+    return subprocess.run([str(python), str(EMULATOR), str(submission), "--root", str(root), "--workdir",
+                           str(workdir), "--time-limit", "300", *extra],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _scores(workdir: Path) -> dict:
+    return json.loads((workdir / "scoring" / "output" / "scores.json").read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_worker_command_maps_app_paths():
     mounts = {"/app/program": "/t/p", "/app/input": "/t/in", "/app/output": "/t/out"}
-    argv = worker_command("python3 /app/program/score.py /app/input/ /app/output/ $hidden", "scoring", mounts,
+    argv = worker_command("python3 /app/program/score.py /app/input/ /app/output/ $hidden", "program", True, mounts,
                           python="/venv/python")
     assert argv == ["/venv/python", "/t/p/score.py", "/t/in/", "/t/out/", "/t/in/ref"]
 
 
-def test_first_subfolder_of_a_submission_zip_is_flattened(tmp_path):
-    path = tmp_path / "submission.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("model.py", "")
-        archive.writestr("weights/net.pt", "w")
-    assert _unpack_like_worker(path, tmp_path / "out", is_program=False) == "weights"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.py", "net.pt"]
+def test_time_limit_is_capped_on_the_default_queue():
+    assert effective_time_limit({}, {"execution_time_limit": 3600})[0] == 600
+    assert effective_time_limit({}, {"execution_time_limit": 3600}, queue_cap=1200)[0] == 1200
+    assert effective_time_limit({"queue": "my-gpu-queue"}, {"execution_time_limit": 3600}) == (3600, None)
+    assert effective_time_limit({}, {}) == (600, None)  # a phase without a limit: CodaBench's default
+    assert effective_time_limit({}, {"execution_time_limit": 3600}, time_limit=5) == (5, None)
 
 
 def test_starting_kit_runs_like_codabench(bundle_root, trained_starting_kit, tmp_path):
@@ -45,29 +95,260 @@ def test_starting_kit_runs_like_codabench(bundle_root, trained_starting_kit, tmp
     assert not list((tmp_path / "prediction").rglob("reference.csv"))  # no reference in the prediction step
     assert (tmp_path / "scoring" / "input" / "res" / "predictions.csv").is_file()
     assert result.leaderboard_row().splitlines()[0].startswith("Degraded macro-F1")
+    if not yaml.safe_load((bundle_root / "competition.yaml").read_text()).get("queue"):
+        assert any("caps the time limit" in note for note in result.notes)
+
+
+def test_temp_folder_is_removed_unless_kept(bundle_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    submission = _submission(tmp_path / "sub", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    result = run_submission(submission, "eval", bundle_root)
+    assert result.status == "Finished" and not result.workdir.exists() and not result.kept
+    assert "[ingestion]" in result.prediction.stderr_text()  # the logs outlive the folder
+
+
+def test_a_submission_metadata_command_runs_beside_the_ingestion(bundle_root, tmp_path):
+    """The worker runs a submission that has a metadata command as a second container of the prediction step."""
+    submission = _submission(tmp_path / "sub", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    (submission / "metadata").write_text("command: python3 /app/program/extra.py /app/output\n")
+    (submission / "extra.py").write_text("import sys\nopen(sys.argv[1] + '/extra.txt', 'w').write('hi')\n")
+    result = run_submission(submission, "eval", bundle_root, keep=True)
+    assert result.status == "Finished" and result.workdir.is_dir(), result.reason
+    metadata = yaml.safe_load((result.workdir / "prediction" / "output" / "metadata").read_text())
+    assert metadata["exitCode"] == 0 and metadata["ingestionExitCode"] == 0
+    assert (result.workdir / "scoring" / "input" / "res" / "extra.txt").read_text() == "hi"
+    assert any("runs it beside the ingestion program" in note for note in result.notes)
+    shutil.rmtree(result.workdir)
+
+
+def test_submission_without_metadata_is_copied_into_the_output(bundle_root, tmp_path):
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    (submission / "model.py").write_text("class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    (submission / "weights.bin").write_bytes(b"w" * 1000)
+    result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run")
+    assert result.status == "Finished", result.reason
+    assert (tmp_path / "run" / "scoring" / "input" / "res" / "weights.bin").is_file()
+    assert any("no `metadata` file" in note for note in result.notes)
+
+
+def test_not_a_zip_is_one_line(bundle_root, tmp_path):
+    fake = tmp_path / "submission.zip"
+    fake.write_text("model.py is in here, honest\n")
+    completed = subprocess.run([sys.executable, str(EMULATOR), str(fake), "--root", str(bundle_root)],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1
+    status = [line for line in completed.stdout.splitlines() if line.startswith("status:")]
+    assert len(status) == 1 and status[0].startswith(f"status: Failed (the submission {fake} is not a valid zip")
+    assert "Traceback" not in completed.stderr and "prediction_ingestion" not in completed.stdout  # nothing ran
 
 
 def test_broken_submission_fails_in_scoring_with_a_clear_message(bundle_root, tmp_path):
-    submission = tmp_path / "broken"
-    submission.mkdir()
-    (submission / "model.py").write_text(
-        "class Model:\n"
-        "    def load(self):\n        pass\n"
-        "    def predict(self, image):\n        raise RuntimeError('weights not found')\n")
+    submission = _submission(tmp_path / "broken",
+                             "class Model:\n"
+                             "    def load(self):\n        pass\n"
+                             "    def predict(self, image):\n        raise RuntimeError('weights not found')\n")
     result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run")
-    assert result.status == "Failed" and result.scoring is not None and result.scoring.exit_code != 0
-    assert result.scores is None
+    assert result.status == "Failed" and result.reason == CHILD_FAILED_MESSAGE
+    assert result.scoring is not None and result.scoring.exit_code != 0 and result.scores is None
     stderr = result.scoring.stderr_text()
-    assert stderr.strip() and "Traceback" not in stderr  # one message a participant can act on
+    assert "weights not found" in stderr and "Traceback" not in stderr  # one message a participant can act on
 
 
 def test_time_limit_kills_the_step(bundle_root, tmp_path):
-    submission = tmp_path / "slow"
-    submission.mkdir()
-    (submission / "model.py").write_text(
-        "import time\n\nclass Model:\n    def load(self):\n        time.sleep(120)\n"
-        "    def predict(self, image):\n        return 'SNE'\n")
+    submission = _submission(tmp_path / "slow",
+                             "import time\n\nclass Model:\n    def load(self):\n        time.sleep(120)\n"
+                             "    def predict(self, image):\n        return 'SNE'\n")
     result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run", time_limit=4)
     assert result.status == "Failed" and result.prediction.timed_out and result.scoring is None
     assert result.reason == "Execution Time Limit exceeded. Limit was 4 seconds"
     assert result.prediction.elapsed < 30
+
+
+# --- Hostile submissions -----------------------------------------------------------------------------------------
+
+SNOOPING_MODEL = '''
+"""Looks for reference_data from every place a process can learn about; with it, answers by pixel lookup."""
+import csv, hashlib, json, os, sys, zipfile
+from io import BytesIO
+from pathlib import Path
+from PIL import Image
+
+
+def _parent_cwd():
+    try:
+        return os.readlink(f"/proc/{os.getppid()}/cwd")
+    except OSError:
+        return None
+
+
+def _find(start):
+    for folder in [Path(start), *Path(start).parents] if start else []:
+        found = sorted(folder.glob("reference_data/*/reference.csv"))
+        if found:
+            return found
+    return []
+
+
+class Model:
+    def load(self):
+        routes = {"PWD": os.environ.get("PWD"), "cwd": os.getcwd(), "sys.executable": sys.executable,
+                  "/proc/<ppid>/cwd": _parent_cwd(), "own folder": str(Path(__file__).resolve().parent)}
+        found = {route: [str(p) for p in _find(start)] for route, start in routes.items()}
+        Path(REPORT).write_text(json.dumps({"routes": routes, "found": found}))
+        self.answers = {}
+        for reference in {p for paths in found.values() for p in paths}:
+            reference = Path(reference)
+            labels = {row["image_id"]: row["label"] for row in csv.DictReader(open(reference))}
+            for images in (reference.parents[2] / "input_data" / reference.parent.name).glob("*.zip"):
+                with zipfile.ZipFile(images) as archive:
+                    for name in archive.namelist():
+                        pixels = Image.open(BytesIO(archive.read(name))).convert("RGB").tobytes()
+                        if Path(name).stem in labels:
+                            self.answers[hashlib.md5(pixels).hexdigest()] = labels[Path(name).stem]
+
+    def predict(self, image):
+        return self.answers.get(hashlib.md5(image.convert("RGB").tobytes()).hexdigest(), "SNE")
+'''
+
+
+def test_a_model_finds_no_reference_from_pwd_executable_parent_or_its_folder(repository, tmp_path):
+    """The same model takes the plain dry run (which shares the repository) to 1.0: the lookup works when it can."""
+    report = tmp_path / "found.json"
+    submission = _submission(tmp_path / "snoop", f"REPORT = {str(report)!r}\n" + SNOOPING_MODEL)
+    python = str(repository / ".venv" / "bin" / Path(sys.executable).name)
+    env = {**os.environ, "PWD": str(repository)}
+    for program in ([repository / "ingestion_program" / "ingestion.py", "--submission", submission],
+                    [repository / "scoring_program" / "score.py"]):
+        subprocess.run([python, *map(str, program)], cwd=repository, env=env, check=True, capture_output=True,
+                       timeout=300)
+    control = json.loads((repository / "output" / "scores" / "scores.json").read_text())
+    assert control["degraded_macro_f1"] == 1.0 and any(json.loads(report.read_text())["found"].values())
+
+    report.unlink()
+    completed = _run_emulator(repository, submission, tmp_path / "run")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    seen = json.loads(report.read_text())
+    assert seen["found"] == {route: [] for route in seen["routes"]}, seen
+    assert str(repository) not in json.dumps(seen["routes"]), seen["routes"]
+    assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+
+
+SETSID_CHILD_MODEL = '''
+import csv, os, time
+from pathlib import Path
+
+
+class Model:
+    def load(self):
+        scoring_input = Path(__file__).resolve().parents[2] / "scoring" / "input"
+        if os.fork() == 0:
+            os.setsid()
+            Path(PID_FILE).write_text(str(os.getpid()))
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                reference = scoring_input / "ref" / "reference.csv"
+                if reference.is_file():
+                    time.sleep(0.1)
+                    rows = list(csv.DictReader(open(reference)))
+                    (scoring_input / "res" / "predictions.csv").write_text("image_id,set,label\\n" + "".join(
+                        f"{row['image_id']},{row['set']},{row['label']}\\n" for row in rows))
+                    break
+                time.sleep(0.02)
+            os._exit(0)
+
+    def predict(self, image):
+        return "SNE"
+'''
+
+
+def test_a_setsid_child_is_killed_before_the_reference_is_staged(repository, tmp_path):
+    pid_file = tmp_path / "child.pid"
+    submission = _submission(tmp_path / "setsid", f"PID_FILE = {str(pid_file)!r}\n" + SETSID_CHILD_MODEL)
+    completed = _run_emulator(repository, submission, tmp_path / "run")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "left over from the prediction step" in completed.stdout
+    assert not _alive(int(pid_file.read_text()))
+    assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+
+
+ESCAPING_CHILD_MODEL = '''
+import os, subprocess, sys
+from pathlib import Path
+
+# Run outside every trace the emulator looks for: no environment, cwd /, no path in its arguments or open files.
+WAITER = """
+import csv, os, sys, time
+target, pid_file = sys.stdin.read().split("\\\\n")[:2]
+open(pid_file, "w").write(str(os.getpid()))
+deadline = time.time() + 120
+while time.time() < deadline:
+    if os.path.isfile(target + "/ref/reference.csv"):
+        time.sleep(0.1)
+        rows = list(csv.DictReader(open(target + "/ref/reference.csv")))
+        with open(target + "/res/predictions.csv", "w") as out:
+            out.write("image_id,set,label\\\\n")
+            out.writelines(f"{r['image_id']},{r['set']},{r['label']}\\\\n" for r in rows)
+        break
+    time.sleep(0.02)
+"""
+
+
+class Model:
+    def load(self):
+        target = str(Path(__file__).resolve().parents[2] / "scoring" / "input")
+        waiter = subprocess.Popen([sys._base_executable, "-c", WAITER], env={}, cwd="/", stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        waiter.stdin.write(f"{target}\\n{PID_FILE}\\n".encode())
+        waiter.stdin.close()
+
+    def predict(self, image):
+        return "SNE"
+'''
+
+
+def test_an_escaped_process_that_rewrites_the_predictions_is_a_named_failure(repository, tmp_path):
+    """Untraceable by the emulator: either it loses the race (honest score) or the changed predictions are caught."""
+    pid_file = tmp_path / "waiter.pid"
+    submission = _submission(tmp_path / "escape", f"PID_FILE = {str(pid_file)!r}\n" + ESCAPING_CHILD_MODEL)
+    try:
+        completed = _run_emulator(repository, submission, tmp_path / "run")
+    finally:
+        for _ in range(100):
+            if pid_file.is_file() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        if pid_file.is_file() and pid_file.read_text():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if completed.returncode == 0:
+        assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+    else:
+        assert ("status: Failed (the predictions changed while the scoring program ran (predictions.csv)"
+                in completed.stdout), completed.stdout + completed.stderr
+
+
+def test_a_model_that_rewrites_the_scoring_program_and_reference_gets_an_honest_score(repository, tmp_path):
+    forged = {key: 1.0 for key in LEADERBOARD_KEYS}
+    model = (f"import csv\nfrom pathlib import Path\n\nROOT = Path({str(repository)!r})\n\n"
+             "class Model:\n"
+             "    def load(self):\n"
+             "        (ROOT / 'scoring_program' / 'score.py').write_text(\n"
+             "            'import json, sys\\n'\n"
+             f"            'open(sys.argv[2] + \"/scores.json\", \"w\").write(json.dumps({json.dumps(forged)}))\\n')\n"
+             "        reference = ROOT / 'reference_data' / 'eval' / 'reference.csv'\n"
+             "        rows = list(csv.DictReader(open(reference)))\n"
+             "        with open(reference, 'w', newline='') as out:\n"
+             "            writer = csv.DictWriter(out, fieldnames=list(rows[0]))\n"
+             "            writer.writeheader()\n"
+             "            writer.writerows({**row, 'label': 'SNE'} for row in rows)\n\n"
+             "    def predict(self, image):\n        return 'SNE'\n")
+    submission = _submission(tmp_path / "rewrite", model)
+    completed = _run_emulator(repository, submission, tmp_path / "run")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "json.dumps" in (repository / "scoring_program" / "score.py").read_text()  # the attack did happen
+    assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5

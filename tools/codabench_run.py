@@ -1,22 +1,30 @@
 """Run a submission through both steps the way CodaBench's compute worker does, without docker.
 
-Mirrors compute_worker.py: each bundle folder is zipped and unpacked like the worker's _get_bundle (including
-its flattening of the first sub-folder of data and submission zips), the prediction step sees only the
-ingestion program, the submission and the input data (never the reference), a submission without its own
-metadata file is copied into the prediction output, the worker writes `metadata` (exit codes, elapsed times)
-into each output, commands come from metadata.yaml split on spaces with /app paths mapped to the temp tree,
-and execution_time_limit bounds each step (the process group is killed).
+Follows codalab/codabench compute_worker/compute_worker.py (2026): every bundle is zipped like the uploader
+and extracted as it is (no folder moved up); the prediction step runs the ingestion program, and the
+submission's own metadata command if it has one, with the input data and no reference; a submission
+without a `metadata` file is copied whole into the prediction output; `execution_time_limit` bounds each
+step and is capped at the default queue's limit when competition.yaml names no `queue`; the worker's
+`metadata` file and its messages. Hostile submissions are kept from the reference as far as processes
+allow (the README says what only a container closes): a clean environment, a staged interpreter, the
+scoring program and reference copied before the prediction step and written only after every process of
+that step is killed, and the staged files checked unchanged after scoring.
 """
 import argparse
+import hashlib
+import io
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
 import time
+import venv
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,28 +34,27 @@ import yaml
 from competition_rules import load_competition
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TIME_LIMIT = 600  # seconds, the platform default when a phase sets none
-METADATA_FILES = ("metadata", "metadata.yaml")
-# The worker's substitutions for legacy CodaLab commands (compute_worker.replace_legacy_metadata_command).
-LEGACY_VARIABLES = {
-    "prediction": [("$input", "/app/input_data"), ("$output", "/app/output"), ("$program", "/app/program"),
-                   ("$ingestion_program", "/app/program"), ("$hidden", "/app/input/ref"),
-                   ("$shared", "/app/shared"), ("$submission_program", "/app/ingested_program"),
-                   ("$tmp", "/app/output"), ("$predictions", "/app/output")],
-    "scoring": [("$input", "/app/input"), ("$output", "/app/output"), ("$program", "/app/program"),
-                ("$ingestion_program", "/app/program"), ("$hidden", "/app/input/ref"),
-                ("$shared", "/app/shared"), ("$submission_program", "/app/ingested_program"),
-                ("$tmp", "/app/output"), ("$predictions", "/app/input/res")],
-}
+sys.path.insert(0, str(REPO / "ingestion_program"))
+from submission_loader import SubmissionError, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
+
+DEFAULT_TIME_LIMIT = 600  # seconds: a phase without execution_time_limit (the Phase model's default)
+DEFAULT_QUEUE_CAP = 600  # seconds: MAX_EXECUTION_TIME_LIMIT of the default queue in CodaBench's code
+METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
+STEP_MARKER = "CODABENCH_RUN_STEP"  # environment variable that tags every process of a step
+TIME_LIMIT_MESSAGE = "Execution Time Limit exceeded. Limit was {} seconds"
+CHILD_FAILED_MESSAGE = "Child task failed or non-zero return code"
+NO_SCORES_MESSAGE = "Could not find scores file, did the scoring program output it?"
+METADATA_EXISTS_MESSAGE = ("Error, the output directory already contains a metadata file. This file is used to "
+                           "store exitCode and other data, do not write to this file manually.")
 
 
 class RunSetupError(Exception):
-    """The bundle or the submission cannot be staged (not a submission failure: the run never starts)."""
+    """The bundle cannot be staged (not a submission failure: the run never starts)."""
 
 
 @dataclass
 class StepResult:
-    """One container run: its command as executed, exit code, time and log files."""
+    """One container of a step: its command as executed, exit code (docker's: 128+signal), time and logs."""
 
     name: str
     command: list
@@ -56,9 +63,11 @@ class StepResult:
     timed_out: bool
     stdout: Path
     stderr: Path
+    stderr_tail: str = ""
 
     def stderr_text(self) -> str:
-        return self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.is_file() else ""
+        """The step's stderr (read before the temp folder is removed, so always available)."""
+        return self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.is_file() else self.stderr_tail
 
 
 @dataclass
@@ -74,6 +83,8 @@ class RunResult:
     scores: dict | None = None
     columns: list = field(default_factory=list)  # (key, title) in leaderboard index order
     detailed_results: Path | None = None
+    notes: list = field(default_factory=list)  # what the emulator did that the participant should know
+    kept: bool = True
 
     def leaderboard_row(self) -> str:
         """The leaderboard row as CodaBench would display it (keys scores.json lacks show as '-')."""
@@ -85,48 +96,77 @@ class RunResult:
                          for line in ([t for t, _ in cells], [v for _, v in cells]))
 
 
-def _zip_like_uploader(source: Path, zip_path: Path):
-    """A folder zipped as the uploader and the worker do (shutil.make_archive of its contents)."""
-    return Path(shutil.make_archive(str(zip_path.with_suffix("")), "zip", root_dir=source))
+# --- Bundles: zipped like the uploader, extracted as they are like the worker ---------------------------------
+
+def zip_folder(source: Path, target) -> None:
+    """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            for name in dirs + sorted(files):
+                path = Path(root) / name
+                archive.write(path, path.relative_to(source).as_posix())
 
 
-def _unpack_like_worker(zip_path: Path, destination: Path, is_program: bool) -> str | None:
-    """compute_worker._get_bundle: extract, then move one sub-folder's contents up; returns that folder's name.
+class BundleSource:
+    """Folders of a bundle, from the repository (or an unpacked bundle) or straight from dist/bundle.zip."""
 
-    Programs: the folder holding a metadata file. Everything else (data, submissions, predictions): the first
-    entry with a '/' decides, whatever it is, so a submission with a sub-folder gets that folder flattened.
-    """
-    with zipfile.ZipFile(zip_path) as archive:
-        names = archive.namelist()
-        parent = None
-        for name in names:
-            if "/" in name:
-                if is_program:
-                    if os.path.basename(name) in METADATA_FILES:
-                        parent = name.split("/")[0]
-                        break
-                else:
-                    parent = name.split("/")[0]
-                    break
-        archive.extractall(destination)
-    if parent:
-        parent_path = destination / parent
-        for child in os.listdir(parent_path):
-            os.rename(parent_path / child, destination / child)
-        os.rmdir(parent_path)
-    return parent
+    def __init__(self, root: Path):
+        self.root = root
+        if not root.exists():
+            raise RunSetupError(f"bundle {root} not found")
+        if root.is_file() and not zipfile.is_zipfile(root):
+            raise RunSetupError(f"bundle {root} is neither a folder nor a zip file")
+
+    def competition(self) -> dict:
+        if self.root.is_dir():
+            return load_competition(self.root / "competition.yaml")
+        with zipfile.ZipFile(self.root) as archive, tempfile.TemporaryDirectory() as scratch:
+            if "competition.yaml" not in archive.namelist():
+                raise RunSetupError(f"{self.root} has no competition.yaml at its root")
+            return load_competition(archive.extract("competition.yaml", scratch))
+
+    def zipped(self, relative: str, target) -> None:
+        """The folder `relative` of the bundle as the uploader zips it, written to target (path or BytesIO)."""
+        relative = str(relative).strip("/")
+        if self.root.is_dir():
+            if not (self.root / relative).is_dir():
+                raise RunSetupError(f"{self.root / relative} is not a folder (competition.yaml points at it)")
+            zip_folder(self.root / relative, target)
+            return
+        with zipfile.ZipFile(self.root) as bundle, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+            members = [info for info in bundle.infolist() if info.filename.startswith(relative + "/")]
+            if not members:
+                raise RunSetupError(f"{self.root} has no folder {relative}/ (competition.yaml points at it)")
+            for info in members:
+                name = info.filename[len(relative) + 1:]
+                if name:
+                    with bundle.open(info) as data:
+                        out.writestr(name, data.read())
 
 
-def _fetch(source: Path, destination: Path, scratch: Path, is_program=False) -> str | None:
-    """Stage a bundle folder or zip at destination through the uploader's zip and the worker's unpacking."""
+def extract(zipped, destination: Path) -> None:
+    """compute_worker._get_bundle: the zip extracted into destination as it is."""
     destination.mkdir(parents=True, exist_ok=True)
-    zip_path = source if source.is_file() else _zip_like_uploader(source, scratch / f"{destination.name}.zip")
-    return _unpack_like_worker(zip_path, destination, is_program)
+    if isinstance(zipped, io.BytesIO):
+        zipped.seek(0)
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(destination)
 
 
-def worker_command(command: str, step: str, mounts: dict, python: str = sys.executable) -> list:
+# --- Commands and processes -------------------------------------------------------------------------------------
+
+def legacy_variables(kind: str, is_scoring: bool) -> list:
+    """compute_worker.replace_legacy_metadata_command's table for a container of this kind and step."""
+    return [("$input", "/app/input_data" if kind == "ingestion" else "/app/input"), ("$output", "/app/output"),
+            ("$program", "/app/program"), ("$ingestion_program", "/app/program"), ("$hidden", "/app/input/ref"),
+            ("$shared", "/app/shared"), ("$submission_program", "/app/ingested_program"), ("$tmp", "/app/output"),
+            ("$predictions", "/app/input/res" if is_scoring else "/app/output")]
+
+
+def worker_command(command: str, kind: str, is_scoring: bool, mounts: dict, python: str = sys.executable) -> list:
     """metadata.yaml command -> argv: legacy $variables, split on single spaces, /app paths -> temp folders."""
-    for variable, value in LEGACY_VARIABLES[step]:
+    for variable, value in legacy_variables(kind, is_scoring):
         command = command.replace(variable, value)
     pattern = re.compile("|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True)) + r"(?=/|$|\b)")
     argv = []
@@ -137,51 +177,189 @@ def worker_command(command: str, step: str, mounts: dict, python: str = sys.exec
     return argv
 
 
-def _run_step(name, program_dir: Path, step: str, mounts: dict, time_limit: int, logs: Path, python) -> StepResult:
-    """Run the program's metadata.yaml command in its folder; kill the process group at the time limit."""
-    metadata = program_dir / "metadata.yaml"
-    if not metadata.is_file():
-        raise RunSetupError(f"{name}: {metadata.name} not found in the program folder")
-    command = (yaml.safe_load(metadata.read_text(encoding="utf-8")) or {}).get("command")
-    if not command:
-        raise RunSetupError(f"{name}: metadata.yaml has no 'command'")
-    argv = worker_command(command, step, mounts, python)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env["PYTHONUNBUFFERED"] = "1"
-    stdout, stderr = logs / f"{name}_stdout.txt", logs / f"{name}_stderr.txt"
-    start = time.monotonic()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen(argv, cwd=program_dir, stdout=out, stderr=err, env=env, start_new_session=True)
-        try:
-            process.wait(timeout=time_limit)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            timed_out = True
-    return StepResult(name, argv, None if timed_out else process.returncode, time.monotonic() - start,
-                      timed_out, stdout, stderr)
+def metadata_command(program_dir: Path) -> tuple:
+    """(metadata file name or None, its command or None), read as the worker does."""
+    for name in METADATA_FILES:
+        if (program_dir / name).is_file():
+            try:
+                content = yaml.safe_load((program_dir / name).read_text(encoding="utf-8", errors="replace"))
+            except yaml.YAMLError:
+                return name, None
+            return name, content.get("command") if isinstance(content, dict) else None
+    return None, None
 
+
+def staged_python(folder: Path) -> str:
+    """A virtual environment in the step's temp tree that sees this interpreter's packages.
+
+    So `sys.executable` in the steps leads to the temp tree, not to a .venv inside the repository.
+    """
+    venv.EnvBuilder(symlinks=True, with_pip=False, clear=True).create(folder)
+    [site_dir] = [Path(p) for p in Path(folder).glob("lib/python*/site-packages")] or [None]
+    if site_dir is None:  # Windows layout: this emulator needs Linux anyway (process groups, /proc)
+        raise RunSetupError("the staged interpreter has no site-packages folder (Linux only)")
+    lines = [f"import site; site.addsitedir({path!r})" for path in site.getsitepackages()]
+    (site_dir / "outer_packages.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(Path(folder) / "bin" / "python")
+
+
+def step_environment(home: Path, python: str, marker: str) -> dict:
+    """The container's environment (PYTHONUNBUFFERED and empty proxies), a PATH and HOME in the temp tree."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {"PYTHONUNBUFFERED": "1", "http_proxy": "", "https_proxy": "", "HOME": str(home), "LANG": "C.UTF-8",
+            "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", STEP_MARKER: marker}
+
+
+def _docker_exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode  # docker reports a signal as 128 + its number
+
+
+def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple:
+    """Start every (name, argv, cwd) at once; wait for all within the limit (the worker's alarm covers the step).
+
+    Returns ([StepResult], timed_out, start_ticks of the first). Each runs in its own session; on time-out every
+    group is killed.
+    """
+    started, deadline, born_after = [], time.monotonic() + limit, 0
+    for name, argv, cwd in containers:
+        out, err = logs / f"{name}_stdout.txt", logs / f"{name}_stderr.txt"
+        with open(out, "wb") as out_file, open(err, "wb") as err_file:
+            process = subprocess.Popen(argv, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+        born_after = born_after or start_ticks(process.pid)
+        started.append((name, argv, process, time.monotonic(), out, err))
+    ended = {}
+    while len(ended) < len(started) and time.monotonic() < deadline:
+        for name, _, process, start, _, _ in started:
+            if name not in ended and process.poll() is not None:
+                ended[name] = time.monotonic() - start
+        time.sleep(0.02)
+    timed_out = len(ended) < len(started)
+    results = []
+    for name, argv, process, start, out, err in started:
+        if process.poll() is None:
+            _kill_group(process.pid)
+            process.wait()
+        code = None if name not in ended else _docker_exit_code(process.returncode)
+        results.append(StepResult(name, argv, code, ended.get(name, limit), name not in ended, out, err))
+    return results, timed_out, born_after
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stat(pid: int) -> list:
+    """/proc/<pid>/stat fields after the command name: [state, ppid, ...]; starttime is index 19."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int:
+    """When a process started, in clock ticks since boot (0 when it is already gone)."""
+    try:
+        return int(_stat(pid)[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _process_touches(pid: int, tree: str, marker: bytes, born_after: int) -> bool:
+    """Whether a process started during the step carries its marker, or has its cwd, root, executable, an
+    argument or an open file in the step's temp tree."""
+    proc = f"/proc/{pid}"
+    try:
+        if int(_stat(pid)[19]) < born_after:
+            return False
+        if marker in Path(proc, "environ").read_bytes():
+            return True
+        if tree.encode() in Path(proc, "cmdline").read_bytes():
+            return True
+        links = [f"{proc}/cwd", f"{proc}/root", f"{proc}/exe"]
+        links += [f"{proc}/fd/{fd}" for fd in os.listdir(f"{proc}/fd")]
+    except (OSError, ValueError, IndexError):  # gone, or not ours to read
+        return False
+    for link in links:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            continue
+        if target == tree or target.startswith(tree + os.sep):
+            return True
+    return False
+
+
+def _ancestors() -> set:
+    """This process and its parents (their command lines may name the temp tree, as `--workdir` does)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(_stat(pid)[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def kill_leftovers(tree: Path, marker: str, born_after: int) -> list:
+    """Kill every process started since the step began (born_after: start_ticks of its first process) that is
+    tied to it (marker, cwd, files, arguments); returns 'pid: command' of each.
+
+    Repeats until a scan finds none, so a process forking while it is being killed is caught too.
+    """
+    if not Path("/proc/self").is_dir():
+        return []
+    killed, tree_text, marker_bytes = [], str(tree.resolve()), f"{STEP_MARKER}={marker}".encode()
+    protected = _ancestors()
+    for _ in range(50):
+        found = []
+        for entry in os.listdir("/proc"):
+            if (entry.isdigit() and int(entry) not in protected
+                    and _process_touches(int(entry), tree_text, marker_bytes, born_after)):
+                found.append(int(entry))
+        if not found:
+            break
+        for pid in found:
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                os.kill(pid, signal.SIGKILL)
+                killed.append(f"{pid}: {command.strip()[:120]}")
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return sorted(set(killed))
+
+
+def file_digests(source) -> dict:
+    """sha256 of every file in a folder or a zip (BytesIO) by relative path, Python's __pycache__ aside."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        with zipfile.ZipFile(source) as archive:
+            return {info.filename: hashlib.sha256(archive.read(info)).hexdigest() for info in archive.infolist()
+                    if not info.is_dir() and "__pycache__" not in Path(info.filename).parts}
+    return {path.relative_to(source).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(source.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts}
+
+
+def _changed(expected: dict, found: dict) -> list:
+    return sorted(name for name in set(expected) | set(found) if expected.get(name) != found.get(name))
+
+
+# --- The worker's steps -----------------------------------------------------------------------------------------
 
 def _write_worker_metadata(output: Path, program: StepResult | None, ingestion: StepResult | None) -> str | None:
-    """compute_worker.push_output: the `metadata` file; an existing one fails the submission."""
+    """compute_worker.push_output: the `metadata` file; one already there fails the submission."""
     path = output / "metadata"
-    if path.exists():
-        return ("Error, the output directory already contains a metadata file. This file is used to store "
-                "exitCode and other data, do not write to this file manually.")
+    if path.exists() or path.is_symlink():
+        return METADATA_EXISTS_MESSAGE
     status = {"exitCode": program.exit_code if program else None,
               "elapsedTime": (program.elapsed if program else None) or (ingestion.elapsed if ingestion else None),
               "ingestionExitCode": ingestion.exit_code if ingestion else None,
               "ingestionElapsedTime": ingestion.elapsed if ingestion else None}
     path.write_text(yaml.dump(status, default_flow_style=False), encoding="utf-8")
     return None
-
-
-def _step_verdict(step: StepResult, output: Path, limit: int, program, ingestion) -> str | None:
-    """What the worker says after a step: its time limit first, then the metadata file it writes."""
-    if step.timed_out:
-        return f"Execution Time Limit exceeded. Limit was {limit} seconds"
-    return _write_worker_metadata(output, program, ingestion)
 
 
 def _find_task(config: dict, phase: str):
@@ -194,117 +372,231 @@ def _find_task(config: dict, phase: str):
     raise RunSetupError(f"no task in competition.yaml has input_data named '{phase}' (tasks: {names})")
 
 
-def _bundle_root(root: Path, scratch: Path) -> Path:
-    if root.is_file():
-        with zipfile.ZipFile(root) as archive:
-            archive.extractall(scratch / "bundle")
-        return scratch / "bundle"
-    return root
+def effective_time_limit(config: dict, phase_config: dict, time_limit=None, queue_cap=DEFAULT_QUEUE_CAP) -> tuple:
+    """(seconds, note): the phase's limit (or time_limit), capped at queue_cap when the competition names no queue.
+
+    CodaBench (competitions/tasks.py) sends min(MAX_EXECUTION_TIME_LIMIT, limit) to the shared default queue;
+    a competition with its own `queue` gets its limit as it is.
+    """
+    asked = int(time_limit or phase_config.get("execution_time_limit") or DEFAULT_TIME_LIMIT)
+    if config.get("queue") or asked <= queue_cap:
+        return asked, None
+    return queue_cap, (f"competition.yaml names no queue: the default queue caps the time limit of {asked} s "
+                       f"at {queue_cap} s (MAX_EXECUTION_TIME_LIMIT; --default-queue-cap to change)")
 
 
-def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit=None,
-                   python=sys.executable) -> RunResult:
+def _stage_submission(submission: Path, destination: Path, scratch: Path) -> None:
+    """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first)."""
+    zipped = submission
+    if submission.is_dir():
+        zipped = scratch / "submission.zip"
+        zip_folder(submission, zipped)
+    unpack_zip(zipped, destination)
+
+
+def _prediction_step(result, source, task, submission, limit, python, scratch) -> tuple:
+    """Stage and run the prediction step; returns (its tree, its marker, its start) for the leftover search."""
+    root = result.workdir / "prediction"
+    for name in ("program", "output", "data"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    _stage_submission(submission, root / "program", scratch)
+    for relative, folder in ((task["ingestion_program"], "ingestion_program"), (task["input_data"], "input_data")):
+        zipped = scratch / f"{folder}.zip"
+        source.zipped(relative, zipped)
+        extract(zipped, root / folder)
+    program_metadata, program_command = metadata_command(root / "program")
+    if program_metadata is None:
+        # The worker treats it as a results submission: the whole submission goes into the output.
+        shutil.rmtree(root / "output")
+        shutil.copytree(root / "program", root / "output")
+        result.notes.append("the submission has no `metadata` file: CodaBench copies all of it into the prediction "
+                            "output (add a `metadata` file holding only a description)")
+    ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
+    if not ingestion_command:
+        raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
+    base = {"/app/output": root / "output", "/app/data": root / "data", "/app/input_data": root / "input_data"}
+    containers = []
+    if program_command:
+        result.notes.append(f"the submission's {program_metadata} has a command: CodaBench runs it beside the "
+                            f"ingestion program: {program_command}")
+        mounts = {**base, "/app/program": root / "program"}
+        containers.append(("prediction_program", worker_command(program_command, "program", False, mounts, python),
+                           root / "program"))
+    mounts = {**base, "/app/program": root / "ingestion_program", "/app/ingested_program": root / "program"}
+    containers.append(("prediction_ingestion", worker_command(ingestion_command, "ingestion", False, mounts, python),
+                       root / "ingestion_program"))
+    marker = secrets.token_hex(8)
+    env = step_environment(root / "home", python, marker)
+    steps, timed_out, born_after = run_containers(containers, limit, env, result.workdir / "logs")
+    result.prediction = steps[-1]
+    program = steps[0] if program_command else None
+    if timed_out:
+        result.reason = TIME_LIMIT_MESSAGE.format(limit)
+    else:
+        result.reason = _write_worker_metadata(root / "output", program, result.prediction)
+    return root, marker, born_after
+
+
+def _scoring_step(result, copies, limit, python, prediction_output: Path) -> None:
+    """Stage the prediction output, the scoring program and the reference (copied before the prediction step),
+    run the scoring program, then check that none of the three changed under it."""
+    root = result.workdir / "scoring"
+    for name in ("output", "shared", "data"):
+        (root / name).mkdir(parents=True)
+    staged = {"predictions": "input/res", "reference": "input/ref", "scoring program": "program"}
+    expected = {"predictions": file_digests(prediction_output), "reference": file_digests(copies["reference_data"]),
+                "scoring program": file_digests(copies["scoring_program"])}
+    # compute_worker._put_dir then _get_bundle: the prediction output travels as a zip. The reference comes last.
+    zipped = result.workdir / "bundles" / "prediction_result.zip"
+    zip_folder(prediction_output, zipped)
+    extract(zipped, root / staged["predictions"])
+    extract(copies["scoring_program"], root / staged["scoring program"])
+    extract(copies["reference_data"], root / staged["reference"])
+    _, command = metadata_command(root / "program")
+    if not command:
+        raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
+    mounts = {"/app/program": root / "program", "/app/output": root / "output", "/app/data": root / "data",
+              "/app/shared": root / "shared", "/app/input": root / "input"}
+    marker = secrets.token_hex(8)
+    container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
+    env = step_environment(root / "home", python, marker)
+    [scoring], timed_out, born_after = run_containers([container], limit, env, result.workdir / "logs")
+    result.scoring = scoring
+    kill_leftovers(root, marker, born_after)
+    html = sorted((root / "output").glob("*.html"))
+    detailed = root / "output" / "detailed_results.html"
+    result.detailed_results = detailed if detailed.is_file() else (html[0] if html else None)
+    result.reason = _scoring_verdict(root / "output", scoring, timed_out, limit, result)
+    if result.reason is None:
+        for part, folder in staged.items():
+            changed = _changed(expected[part], file_digests(root / folder))
+            if changed:
+                result.reason = (f"the {part} changed while the scoring program ran ({', '.join(changed[:5])}): "
+                                 "a process left over from the prediction step? The scores are not trusted")
+                return
+        result.status = "Finished"
+
+
+def _scoring_verdict(output: Path, scoring: StepResult, timed_out: bool, limit: int, result: RunResult):
+    """The worker's order: time limit, exit code, push_scores (scores.json, else scores.txt), push_output."""
+    if timed_out:
+        return TIME_LIMIT_MESSAGE.format(limit)
+    if scoring.exit_code not in (0, None):
+        return CHILD_FAILED_MESSAGE
+    if (output / "scores.json").is_file():
+        try:
+            result.scores = json.loads((output / "scores.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            return f"Could not decode scores json properly, it contains an error.\n{error.msg}"
+    elif (output / "scores.txt").is_file():
+        result.scores = yaml.safe_load((output / "scores.txt").read_text(encoding="utf-8"))
+    else:
+        return NO_SCORES_MESSAGE
+    return _write_worker_metadata(output, scoring, None)
+
+
+def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit=None, *, keep=False,
+                   queue_cap=DEFAULT_QUEUE_CAP, python=None) -> RunResult:
     """Prediction step then scoring step on a submission (zip or folder) for one phase of a bundle.
 
-    root: the repository, an unpacked bundle or dist/bundle.zip. time_limit overrides the phase's
-    execution_time_limit (seconds). Returns a RunResult; only a bundle that cannot be staged raises.
+    root: the repository, an unpacked bundle or dist/bundle.zip. time_limit replaces the phase's
+    execution_time_limit (seconds); either is capped at queue_cap when competition.yaml names no queue.
+    workdir: where to build the steps' trees (kept); by default a new temp folder, removed unless keep.
+    python: the interpreter for the steps (default: this one, staged in the temp tree).
+    Returns a RunResult; only a bundle that cannot be staged raises RunSetupError.
     """
-    submission, root = Path(submission), Path(root)
+    submission, source = Path(submission).resolve(), BundleSource(Path(root).resolve())
     if not submission.exists():
         raise RunSetupError(f"submission {submission} not found")
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="codabench_run_"))
-    scratch = workdir / "bundles"
-    scratch.mkdir(parents=True, exist_ok=True)
-    root = _bundle_root(root, scratch)
-    config = load_competition(root / "competition.yaml")
+    config = source.competition()
     task, phase_config = _find_task(config, phase)
-    limit = int(time_limit or phase_config.get("execution_time_limit") or DEFAULT_TIME_LIMIT)
+    limit, cap_note = effective_time_limit(config, phase_config, time_limit, queue_cap)
     board = (config.get("leaderboards") or [{}])[0]
     columns = [(c["key"], c.get("title", c["key"])) for c in sorted(board.get("columns") or [],
                                                                         key=lambda c: c.get("index", 0))]
-    logs = workdir / "logs"
-    logs.mkdir(exist_ok=True)
-
-    # Prediction step: ingestion at /app/program, submission at /app/ingested_program, no reference data.
-    app = workdir / "prediction"
-    _fetch(root / task["ingestion_program"], app / "program", scratch, is_program=True)
-    flattened = _fetch(submission, app / "ingested_program", scratch)
-    if flattened:
-        print(f"note: the worker moved the contents of '{flattened}/' to the submission root "
-              "(a zip's first sub-folder is flattened): keep model.py at the root, no sub-folders", file=sys.stderr)
-    _fetch(root / task["input_data"], app / "input_data", scratch)
-    if not any((app / "ingested_program" / name).is_file() for name in METADATA_FILES):
-        # The worker treats the submission as a result submission too and copies it into the output.
-        shutil.copytree(app / "ingested_program", app / "output")
-    (app / "output").mkdir(exist_ok=True)
-    mounts = {"/app/program": app / "program", "/app/output": app / "output", "/app/data": app / "data",
-              "/app/ingested_program": app / "ingested_program", "/app/input_data": app / "input_data"}
-    prediction = _run_step("prediction_ingestion", app / "program", "prediction", mounts, limit, logs, python)
-    result = RunResult(phase, "Failed", None, workdir, prediction, columns=columns)
-    result.reason = _step_verdict(prediction, app / "output", limit, program=None, ingestion=prediction)
-    if result.reason:
-        return result
-
-    # Scoring step: scoring program at /app/program, reference at /app/input/ref, predictions at /app/input/res.
-    app = workdir / "scoring"
-    _fetch(root / task["scoring_program"], app / "program", scratch, is_program=True)
-    _fetch(root / task["reference_data"], app / "input" / "ref", scratch)
-    _fetch(workdir / "prediction" / "output", app / "input" / "res", scratch)
-    (app / "output").mkdir(parents=True)
-    (app / "shared").mkdir()
-    mounts = {"/app/program": app / "program", "/app/output": app / "output", "/app/input": app / "input",
-              "/app/shared": app / "shared", "/app/data": app / "data"}
-    scoring = _run_step("scoring", app / "program", "scoring", mounts, limit, logs, python)
-    result.scoring = scoring
-    html = sorted((app / "output").glob("*.html"))
-    detailed = app / "output" / "detailed_results.html"
-    result.detailed_results = detailed if detailed.is_file() else (html[0] if html else None)
-    result.reason = _step_verdict(scoring, app / "output", limit, program=scoring, ingestion=None)
-    if result.reason:
-        return result
-    scores_path = app / "output" / "scores.json"
-    if not scores_path.is_file():
-        result.reason = "Could not find scores file, did the scoring program output it?"
-        return result
+    kept = keep or workdir is not None
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    tree = Path(workdir).resolve() if workdir is not None else Path(tempfile.mkdtemp(prefix="codabench_run_"))
+    result = RunResult(phase, "Failed", None, tree, None, columns=columns, notes=[cap_note] if cap_note else [],
+                       kept=kept)
     try:
-        result.scores = json.loads(scores_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        result.reason = f"Could not decode scores json properly, it contains an error.\n{error.msg}"
-        return result
-    if scoring.exit_code != 0:
-        result.reason = f"scoring program exited with code {scoring.exit_code}"
-        return result
-    result.status = "Finished"
+        _run_steps(result, source, task, submission, limit, python)
+    finally:
+        if not kept:
+            for step in (result.prediction, result.scoring):
+                if step is not None:
+                    step.stderr_tail = step.stderr_text()[-20000:]
+            result.detailed_results = None
+            shutil.rmtree(tree, ignore_errors=True)
     return result
 
 
-def main(argv=None):
+def _run_steps(result, source, task, submission, limit, python) -> None:
+    # Copies taken before any submission code runs: what the model changes on disk cannot reach scoring.
+    copies = {}
+    for part in ("scoring_program", "reference_data"):
+        copies[part] = io.BytesIO()
+        source.zipped(task[part], copies[part])
+    for folder in ("bundles", "logs"):
+        (result.workdir / folder).mkdir(parents=True, exist_ok=True)
+    python = python or staged_python(result.workdir / "python")
+    try:
+        tree, marker, born_after = _prediction_step(result, source, task, submission, limit, python,
+                                                    result.workdir / "bundles")
+    except SubmissionError as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
+        result.reason = str(error)
+        return
+    leftovers = kill_leftovers(tree, marker, born_after)
+    if leftovers:
+        result.notes.append(f"killed {len(leftovers)} process(es) left over from the prediction step "
+                            f"(on CodaBench they end with its container): {'; '.join(leftovers[:3])}")
+    if result.reason:
+        return
+    _scoring_step(result, copies, limit, python, tree / "output")
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("submission", help="submission zip or folder (model.py at its root)")
+    parser.add_argument("submission", help="submission zip or folder")
     parser.add_argument("--phase", default="eval", help="eval (Development) or test (Final)")
     parser.add_argument("--root", default=str(REPO), help="repository, unpacked bundle or dist/bundle.zip")
-    parser.add_argument("--workdir", help="keep the /app-like trees here (default: a new temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder of the steps (default: removed)")
+    parser.add_argument("--workdir", help="build the steps' trees in this folder instead, and keep them")
     parser.add_argument("--time-limit", type=int, help="seconds per step (default: the phase's execution_time_limit)")
+    parser.add_argument("--default-queue-cap", type=int, default=DEFAULT_QUEUE_CAP,
+                        help="cap of the time limit when competition.yaml names no queue (default %(default)s s, "
+                             "the code's MAX_EXECUTION_TIME_LIMIT; the public instance uses 1200)")
     args = parser.parse_args(argv)
+    paths = [Path(p).resolve() if p else None for p in (args.submission, args.root, args.workdir)]
+    os.chdir("/")  # the steps' parent process must not sit in the repository (/proc/<ppid>/cwd)
     try:
-        result = run_submission(args.submission, args.phase, args.root, args.workdir, args.time_limit)
+        result = run_submission(paths[0], args.phase, paths[1], paths[2], args.time_limit, keep=args.keep,
+                                queue_cap=args.default_queue_cap)
     except RunSetupError as error:
         print(f"codabench_run: error: {error}", file=sys.stderr)
         return 2
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
     for step in (result.prediction, result.scoring):
         if step is not None:
             code = "killed at the time limit" if step.timed_out else f"exit {step.exit_code}"
-            print(f"{step.name}: {code} after {step.elapsed:.1f} s; logs {step.stdout.parent}/{step.name}_*.txt")
-    if result.scoring is not None and result.scoring.exit_code != 0:
+            logs = f"; logs {step.stdout.parent}/{step.name}_*.txt" if result.kept else ""
+            print(f"{step.name}: {code} after {step.elapsed:.1f} s{logs}")
+    if result.scoring is not None and result.scoring.exit_code not in (0, None):
         print("scoring stderr:\n" + result.scoring.stderr_text().rstrip(), file=sys.stderr)
-    elif result.status == "Failed" and result.prediction is not None:
+    elif result.status == "Failed" and result.scoring is None and result.prediction is not None:
         print("prediction stderr (last lines):\n" + "\n".join(result.prediction.stderr_text().splitlines()[-20:]),
               file=sys.stderr)
     if result.scores is not None:
         print(result.leaderboard_row())
     if result.detailed_results:
         print(f"detailed results: {result.detailed_results}")
+    if result.kept:
+        print(f"steps kept in {result.workdir}")
+    else:
+        print("the steps' temp folder was removed (--keep keeps it, detailed_results.html included)")
     return 0 if result.status == "Finished" else 1
 
 
