@@ -1,7 +1,7 @@
 """Render detailed_results.html: one self-contained page (inline CSS, base64 PNG figures) with stable ids.
 
 Stable hooks for tests and readers: table#run-facts (tr[data-fact]), section#how-to-read,
-section#run-messages (ul#run-warnings, table#run-errors, or p#run-clean), table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
+section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-unknown), table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
 section#robustness (table#robustness-drops, table#paired-flips, tr[data-severity]),
 section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
 p#calibration-absent), section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
@@ -116,7 +116,9 @@ def _run_messages(run_report: dict) -> str:
     errors = run_report.get("errors") or []
     total = run_report.get("errors_total", len(errors))
     parts = ["<section id='run-messages'><h2>Warnings and errors of the prediction step</h2>"]
-    if not warnings and not errors:
+    if not run_report:
+        parts.append("<p id='run-unknown'>The scorer was given no run report, so they are not shown.</p>")
+    elif not warnings and not errors:
         parts.append("<p id='run-clean'>None: every image was predicted and nothing needed a warning.</p>")
     if warnings:
         parts.append("<ul id='run-warnings'>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)

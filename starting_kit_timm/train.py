@@ -109,7 +109,7 @@ def evaluate(network, release_dir, size, mean, std):
     return scores
 
 
-def train(release_dir, out_dir=HERE, architecture="resnet18", input_size=64, epochs=8, batch_size=64,
+def train(release_dir, out_dir=HERE, architecture="resnet10t", input_size=48, epochs=4, batch_size=64,
           learning_rate=2e-3, seed=0, pretrained=False, limit=None, threads=None):
     """Train, evaluate on phase2_eval, write out_dir/{weights.safetensors, card.json}; returns the card."""
     started = time.perf_counter()
@@ -159,9 +159,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("release", help="release folder: <release>/{pristine,degraded}/phase2_train-*.parquet")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for weights.safetensors and card.json")
-    parser.add_argument("--architecture", default="resnet18", help="any timm model name (default resnet18)")
-    parser.add_argument("--input-size", type=int, default=64, help="training and prediction size in px")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--architecture", default="resnet10t", help="any timm model name (default resnet10t)")
+    parser.add_argument("--input-size", type=int, default=48, help="training and prediction size in px")
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
