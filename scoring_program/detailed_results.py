@@ -127,8 +127,9 @@ def _run_messages(run_report: dict) -> str:
         rows = "".join(f"<tr><td class='name'>{html.escape(str(e.get('set')))}</td>"
                        f"<td class='name'>{html.escape(str(e.get('image_id')))}</td>"
                        f"<td class='error'>{html.escape(str(e.get('error')))}</td></tr>" for e in errors[:ERRORS_SHOWN])
-        parts.append(f"<p>{total} image(s) could not be predicted (each scored as wrong); the first "
-                     f"{min(len(errors), ERRORS_SHOWN)}:</p><table id='run-errors'><tr><th class='name'>set</th>"
+        shown = "" if total <= min(len(errors), ERRORS_SHOWN) else f"; the first {min(len(errors), ERRORS_SHOWN)}"
+        parts.append(f"<p>{total} image(s) could not be predicted (each scored as wrong){shown}:</p>"
+                     "<table id='run-errors'><tr><th class='name'>set</th>"
                      f"<th class='name'>image</th><th class='name'>error</th></tr>{rows}</table>")
     return "".join(parts) + "</section>"
 
