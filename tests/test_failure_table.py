@@ -3,7 +3,7 @@
 Each table row gives a message with example values (a file name, a count, an exception). The test covers the
 message, left to right, with the longest pieces of the programs' string literals (string constants and the literal
 runs of f-strings, implicit concatenation joined as Python joins it). What no literal covers must be example values:
-placeholders, numbers, quoted values, Python's exception text, or single words between literals (an id, a column
+placeholders, numbers, quoted values, Python's exception text, file names, or a word of EXAMPLES (an id, a column
 name). A message reworded in the code or in the page leaves words uncovered, and the row is named. The
 missing-package message is also triggered; tests/test_scoring_failures.py and tests/test_ingestion_runs.py run the
 programs for the others.
@@ -93,6 +93,17 @@ def test_every_message_of_the_table_is_in_the_code(situation, messages):
     assert messages, f"the row '{situation}' gives no message in backticks"
     missing = [word for message in messages for word in uncovered_words(message, JOINED, RUNS)]
     assert not missing, f"row '{situation}': words no program prints: {missing}"
+
+
+@pytest.mark.parametrize("reworded, words", [
+    ("predict returned a lone int value (expected …)", ["lone"]),
+    ("predictions.csv: 2 row(s) have a blank image_id", ["blank"]),
+    ("no model file in the submission (looked at the top and one folder down; found: README.md, weights/); put "
+     "model.py at the top of your zip", ["no", "model"]),
+    ("an invented message about something", ["an", "invented", "message", "about", "something"]),
+])
+def test_a_reworded_message_is_caught(reworded, words):
+    assert uncovered_words(reworded, JOINED, RUNS) == words
 
 
 def test_the_missing_package_message_is_the_pages(tmp_path):
