@@ -11,8 +11,9 @@ DEMO_RELEASE := build/demo_release
 DEMO_RELEASE_STAMP := $(DEMO_RELEASE)/.complete
 BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
+STARTING_KIT_TIMM := starting_kit_timm/weights.safetensors
 
-.PHONY: all venv demo demo-release bundle-data starting-kit test bench clean \
+.PHONY: all venv demo demo-release bundle-data starting-kit starting-kit-timm demo-timm test bench clean \
         resnet50 ensemble baselines baseline-zips bundle check
 
 all: demo
@@ -44,9 +45,20 @@ starting-kit: $(STARTING_KIT_MODEL)
 $(STARTING_KIT_MODEL): $(DEMO_RELEASE_STAMP) starting_kit/train.py starting_kit/model.py
 	$(PY) starting_kit/train.py $(DEMO_RELEASE)
 
+# The deep-learning kit: a few CPU minutes on the demo release (starting_kit_timm/README.md)
+starting-kit-timm: $(STARTING_KIT_TIMM)
+
+$(STARTING_KIT_TIMM): $(DEMO_RELEASE_STAMP) $(wildcard starting_kit_timm/*.py)
+	$(PY) starting_kit_timm/train.py $(DEMO_RELEASE)
+
 ## The main job: local dry run on the demo data --------------------------------
 demo: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) ingestion_program/ingestion.py
+	$(PY) scoring_program/score.py
+
+# The same dry run with the deep-learning kit
+demo-timm: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_TIMM)
+	$(PY) ingestion_program/ingestion.py --submission starting_kit_timm
 	$(PY) scoring_program/score.py
 
 ## Participants: a submission (zip or folder) through CodaBench's two steps on the demo data
@@ -92,5 +104,6 @@ bench: $(STAMP)
 	$(PY) bench/scoring_scale.py
 
 clean:
-	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL) \
+	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL) $(STARTING_KIT_TIMM) \
+	       starting_kit_timm/card.json \
 	       baselines/*/model.py baselines/*/card.json baselines/*/weights_* baselines/runs

@@ -1,10 +1,11 @@
-"""Reads a submission's requirements.txt, says which entries the environment satisfies, installs allowed missing ones."""
-import importlib
-import os
+"""The package policy: a submission runs with the competition image's packages only; nothing is ever installed.
+
+The platform's ingestion command installs nothing, and the image has no network, so a submission's
+requirements.txt is a declaration: it is checked against what is installed (status per line in run_report.json)
+and never passed to pip. A package outside the image has to travel inside the zip (pure-Python code next to
+model.py). pages/starting_kit.md lists the image's packages and repeats this advice.
+"""
 import re
-import subprocess
-import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -12,25 +13,16 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-# Packages a submission may have installed when installing is enabled (canonical names). Small, pure-Python or
-# wheel-only libraries that models commonly need; torch, numpy and everything already in the image are never
-# changed (see install_missing). WBC_ALLOWED_PACKAGES (comma-separated) replaces this list.
-ALLOWED_PACKAGES = frozenset({
-    "albumentations", "einops", "joblib", "lightgbm", "onnxruntime", "opencv-python-headless", "safetensors",
-    "scikit-image", "scikit-learn", "scipy", "timm", "torchvision", "xgboost",
-})
+# Import names whose package is named differently, so the advice names the package a participant would look for.
+PACKAGE_OF_MODULE = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "skimage": "scikit-image",
+                     "PIL": "pillow", "yaml": "pyyaml", "google.protobuf": "protobuf"}
+NOT_INSTALLED = "not in the competition image; requirements.txt is checked, never installed"
+VENDOR_ADVICE = ("use the image's packages (pages/starting_kit.md lists them), or put the module's pure-Python "
+                 "code in your zip next to model.py")
 COMMENT = re.compile(r"(^|\s)#.*$")
 
 
-def allowed_packages():
-    """The allowed list, from WBC_ALLOWED_PACKAGES when set."""
-    value = os.environ.get("WBC_ALLOWED_PACKAGES")
-    if value is None:
-        return ALLOWED_PACKAGES
-    return frozenset(canonicalize_name(name.strip()) for name in value.split(",") if name.strip())
-
-
-def logical_lines(text):
+def logical_lines(text: str) -> list[tuple[int, str]]:
     """(line number, text) with comments and blank lines removed and backslash continuations joined."""
     lines, pending, start = [], "", None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -49,10 +41,11 @@ def logical_lines(text):
     return lines
 
 
-def check_requirements(path):
+def check_requirements(path: Path) -> list[dict]:
     """One dict per requirement line: line, text, name, status, detail. Never raises on an odd line.
 
     Status: satisfied | missing | version_mismatch | not_needed (marker false here) | invalid | unsupported.
+    Only reads: whatever the status, nothing is installed or changed.
     """
     entries = []
     for number, text in logical_lines(Path(path).read_text(encoding="utf-8", errors="replace")):
@@ -71,8 +64,6 @@ def check_requirements(path):
             entry.update(status="not_needed", detail=f"marker '{requirement.marker}' is false here")
             continue
         entry.update(_installed_status(requirement))
-        if requirement.url:
-            entry["detail"] = (entry["detail"] + "; " if entry["detail"] else "") + "URL requirements are never installed"
     return entries
 
 
@@ -80,7 +71,7 @@ def _installed_status(requirement):
     try:
         installed = metadata.version(requirement.name)
     except metadata.PackageNotFoundError:
-        return {"status": "missing", "detail": "not installed"}
+        return {"status": "missing", "detail": NOT_INSTALLED}
     try:
         ok = requirement.specifier.contains(Version(installed), prereleases=True)
     except InvalidVersion:
@@ -88,52 +79,21 @@ def _installed_status(requirement):
     if ok:
         return {"status": "satisfied", "detail": f"installed {installed}"}
     return {"status": "version_mismatch",
-            "detail": f"installed {installed} does not match '{requirement.specifier}'; installed packages are not changed"}
+            "detail": f"installed {installed} does not match '{requirement.specifier}'; the image's version is used"}
 
 
-def install_missing(entries, timeout=None, log=print):
-    """pip-install the missing entries on the allowed list, keeping every installed package at its version.
-
-    Updates the entries' status in place (installed | not_allowed | install_failed). Extra pip arguments
-    (e.g. an offline wheelhouse: `--no-index --find-links /wheels`) come from WBC_PIP_ARGS.
-    """
-    allowed = allowed_packages()
-    to_install = []
-    for entry in entries:
-        if entry["status"] != "missing":
-            continue
-        if entry["name"] not in allowed or Requirement(entry["text"]).url:
-            entry.update(status="not_allowed", detail="not installed: not on the allowed list")
-        else:
-            to_install.append(entry)
-    if not to_install:
-        return
-    specs = [_without_marker(entry["text"]) for entry in to_install]
-    log(f"installing {', '.join(specs)}")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-        pins = {}
-        for dist in metadata.distributions():  # the first one found per name is the one Python imports
-            if dist.metadata["Name"]:
-                pins.setdefault(canonicalize_name(dist.metadata["Name"]), dist.version)
-        constraints.write("".join(f"{name}=={version}\n" for name, version in pins.items()))
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
-               "-c", constraints.name, *os.environ.get("WBC_PIP_ARGS", "").split(), *specs]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        failure = None if done.returncode == 0 else (done.stderr or done.stdout).strip().splitlines()[-5:]
-    except subprocess.TimeoutExpired:
-        failure = [f"pip did not finish within {timeout:.0f} s"]
-    finally:
-        os.unlink(constraints.name)
-    importlib.invalidate_caches()  # newly installed packages become importable in this process
-    for entry in to_install:
-        if failure:
-            entry.update(status="install_failed", detail=" | ".join(failure))
-        else:
-            entry.update(status="installed", detail=_installed_status(Requirement(entry["text"]))["detail"])
+def missing_package_message(module_name: str, entries: list[dict] = ()) -> str:
+    """What a participant reads when model.py imports a module the image lacks: the package, the rule, the way out."""
+    top = module_name.split(".")[0]
+    package = PACKAGE_OF_MODULE.get(module_name, PACKAGE_OF_MODULE.get(top, top))
+    message = (f"model.py imports '{module_name}' (package '{package}'), which is not in the competition image, "
+               f"and the platform installs nothing: {VENDOR_ADVICE}")
+    if any(entry.get("name") == canonicalize_name(package) for entry in entries):
+        message += "; listing it in requirements.txt does not install it"
+    return message
 
 
-def _without_marker(text):
-    requirement = Requirement(text)
-    requirement.marker = None
-    return str(requirement)
+def install_missing(entries: list[dict], timeout: float | None = None, log=print) -> None:
+    """Transitional, for the ingestion's --install-requirements until that option goes: installs nothing."""
+    if any(entry["status"] == "missing" for entry in entries):
+        log(f"requirements.txt: nothing is installed (the platform does not install packages); {VENDOR_ADVICE}")

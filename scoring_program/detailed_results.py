@@ -1,6 +1,7 @@
 """Render detailed_results.html: one self-contained page (inline CSS, base64 PNG figures) with stable ids.
 
-Stable hooks for tests and readers: table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
+Stable hooks for tests and readers: table#run-facts (tr[data-fact]), section#how-to-read,
+section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-unknown), table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
 section#robustness (table#robustness-drops, table#paired-flips, tr[data-severity]),
 section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
 p#calibration-absent), section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
@@ -10,11 +11,14 @@ import base64
 import html
 import io
 import math
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from label_space import CLASSES, PREDICTED_NAMES, SEVERITIES
+from leaderboard_scores import LEADERBOARD_TITLES
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}
@@ -22,8 +26,17 @@ table{border-collapse:collapse;margin:.5em 0 1.2em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f2f2f2}td.name,th.name{text-align:left}
 table.confusion-matrix td{min-width:2.2em}
+caption{text-align:left;padding:.3em 0}
 p.note{color:#555;font-size:.9em}
+small.key{display:block;color:#777;font-family:monospace;font-size:.8em}
+table#run-facts th{text-align:left}table#run-facts td{text-align:left}
+td.error{text-align:left;font-family:monospace;font-size:.85em}
+.legend{display:inline-block;vertical-align:middle;width:8em;height:1em;border:1px solid #ccc;
+background:linear-gradient(to right,rgba(76,114,176,0),rgba(76,114,176,1))}
 """
+ERRORS_SHOWN = 10
+# CodaBench mounts the unpacked submission here: the uploaded zip's own name never reaches the programs.
+WORKER_SUBMISSION_DIR = "ingested_program"
 
 TITLES = {
     "pristine": "Pristine set",
@@ -32,11 +45,16 @@ TITLES = {
 }
 
 
-def render(scores: dict[str, float], details: dict, title: str = "WBCBench detailed results") -> str:
-    """The whole page as a string; `details` comes from leaderboard_scores.analyse."""
+def render(scores: dict[str, float], details: dict, run_report: dict | None = None, phase: str | None = None,
+           scored_at: datetime | None = None, title: str = "WBCBench detailed results") -> str:
+    """The whole page as a string; `details` comes from leaderboard_scores.analyse, `run_report` from ingestion."""
+    run_report = run_report or {}
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        _run_facts(scores, run_report, phase, scored_at or datetime.now(timezone.utc)),
+        HOW_TO_READ,
+        _run_messages(run_report),
         _leaderboard(scores, details),
         _robustness(details),
         _calibration(details),
@@ -44,6 +62,76 @@ def render(scores: dict[str, float], details: dict, title: str = "WBCBench detai
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+HOW_TO_READ = (
+    "<section id='how-to-read'><h2>How to read this page</h2><ul>"
+    "<li><b>Leaderboard figures</b>: the values of your leaderboard row, each with a 95% bootstrap interval; "
+    "two submissions whose intervals overlap widely are not clearly different.</li>"
+    "<li><b>Robustness</b>: how much macro-F1 each degradation severity costs against the pristine set, and how "
+    "many cells the model got right on pristine and wrong once degraded.</li>"
+    "<li><b>Calibration</b> (when you return probabilities): whether your confidence matches your accuracy.</li>"
+    "<li><b>Per subset</b>: precision, recall and F1 per class, and the confusion matrix: rows are the true "
+    "classes, columns your predictions; the darker a cell, the larger the share of its row "
+    "(0% <span class='legend'></span> 100%). A dark cell off the diagonal is "
+    "a confusion to work on.</li>"
+    "<li>The warnings and per-image errors of the prediction step are listed first: images whose prediction "
+    "failed count as wrong.</li></ul></section>"
+)
+
+
+def _submission_name(run_report: dict) -> str:
+    path = run_report.get("submission")
+    if not path:
+        return "not recorded"
+    if Path(path).name == WORKER_SUBMISSION_DIR:
+        return "your uploaded zip (the platform does not pass its file name)"
+    return Path(path).name
+
+
+def _run_facts(scores: dict[str, float], run_report: dict, phase: str | None, scored_at: datetime) -> str:
+    """The header: which run this page describes, and how the prediction step went."""
+    sets = run_report.get("sets") or {}
+    images = " + ".join(f"{sets[s].get('images', '?')} {s}" for s in ("pristine", "degraded") if s in sets)
+    status = run_report.get("status") or "not recorded"
+    if run_report:
+        status += (f", {run_report.get('errors_total', 0)} per-image error(s), "
+                   f"{len(run_report.get('warnings') or [])} warning(s)")
+    facts = [
+        ("phase", phase or run_report.get("phase") or "not recorded (the phase's page names it)"),
+        ("submission", _submission_name(run_report)),
+        ("scored at", scored_at.strftime("%Y-%m-%d %H:%M UTC")),
+        ("ingestion status", status),
+        ("device", run_report.get("device") or "not recorded"),
+        ("speed", f"{scores['images_per_second']:.1f} images/s" + (f" over {images} images" if images else "")),
+    ]
+    rows = "".join(f"<tr data-fact='{name.replace(' ', '-')}'><th>{name}</th><td>{html.escape(str(value))}</td></tr>"
+                   for name, value in facts)
+    return f"<table id='run-facts'>{rows}</table>"
+
+
+def _run_messages(run_report: dict) -> str:
+    """The prediction step's warnings and its first per-image errors, from run_report.json."""
+    warnings = run_report.get("warnings") or []
+    errors = run_report.get("errors") or []
+    total = run_report.get("errors_total", len(errors))
+    parts = ["<section id='run-messages'><h2>Warnings and errors of the prediction step</h2>"]
+    if not run_report:
+        parts.append("<p id='run-unknown'>The scorer was given no run report, so they are not shown.</p>")
+    elif not warnings and not errors:
+        parts.append("<p id='run-clean'>None: every image was predicted and nothing needed a warning.</p>")
+    if warnings:
+        parts.append("<ul id='run-warnings'>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+                     + "</ul>")
+    if errors:
+        rows = "".join(f"<tr><td class='name'>{html.escape(str(e.get('set')))}</td>"
+                       f"<td class='name'>{html.escape(str(e.get('image_id')))}</td>"
+                       f"<td class='error'>{html.escape(str(e.get('error')))}</td></tr>" for e in errors[:ERRORS_SHOWN])
+        shown = "" if total <= min(len(errors), ERRORS_SHOWN) else f"; the first {min(len(errors), ERRORS_SHOWN)}"
+        parts.append(f"<p>{total} image(s) could not be predicted (each scored as wrong){shown}:</p>"
+                     "<table id='run-errors'><tr><th class='name'>set</th>"
+                     f"<th class='name'>image</th><th class='name'>error</th></tr>{rows}</table>")
+    return "".join(parts) + "</section>"
 
 
 def _num(value: float, css_class: str, digits: int = 4) -> str:
@@ -62,7 +150,9 @@ def _leaderboard(scores: dict[str, float], details: dict) -> str:
     rows = []
     for key, value in scores.items():
         low, high = details["intervals"].get(key, (float("nan"), float("nan")))
-        rows.append(f"<tr data-key='{key}'><td class='name'>{key}</td>{_num(value, 'value')}"
+        title = html.escape(LEADERBOARD_TITLES[key])
+        rows.append(f"<tr data-key='{key}'><td class='name'>{title}<small class='key'>{key}</small></td>"
+                    f"{_num(value, 'value')}"
                     f"{_num(low, 'ci-low')}{_num(high, 'ci-high')}</tr>")
     normalised = details["normalised_labels"]
     return (
@@ -187,5 +277,6 @@ def _confusion_table(cm: np.ndarray) -> str:
             f"<td style='background:rgba(76,114,176,{cm[r, c] / total:.2f})'>{cm[r, c]}</td>" for c in cols_used
         )
         body.append(f"<tr data-class='{CLASSES[r]}'><th class='name'>{CLASSES[r]}</th>{cells}</tr>")
-    return ("<table class='confusion-matrix'><caption>Confusion matrix (rows: reference, columns: predicted)"
+    return ("<table class='confusion-matrix'><caption>Confusion matrix (rows: reference, columns: predicted); "
+            "shading: share of the row, 0% <span class='legend'></span> 100%"
             f"</caption><tr><th class='name'>reference \\ predicted</th>{head}</tr>" + "".join(body) + "</table>")

@@ -21,6 +21,7 @@ def test_every_program_folder_uses_the_scorers_classes_and_sets():
     assert model_outputs.CLASSES == label_space.CLASSES
     assert output_files.SETS == label_space.SETS
     assert _module_from(REPO / "starting_kit" / "model.py").CLASSES == label_space.CLASSES
+    assert _module_from(REPO / "starting_kit_timm" / "model.py").CLASSES == label_space.CLASSES
     assert _module_from(REPO / "baselines" / "baseline_model.py").CLASSES == label_space.CLASSES
 
 

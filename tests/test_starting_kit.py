@@ -96,6 +96,20 @@ def test_training_without_a_train_split_names_what_is_missing(tmp_path):
         train.train(tmp_path, tmp_path / "classifier.joblib")
 
 
+@pytest.mark.parametrize("kit", ["starting_kit", "starting_kit_timm"])
+def test_kits_carry_metadata_and_pin_the_images_versions(kit):
+    """A description-only metadata file (else the worker copies the whole submission) and the image's pins."""
+    assert list(yaml.safe_load((REPO / kit / "metadata").read_text())) == ["description"]
+    pins = {}
+    for name in ("requirements.txt", "constraints.txt"):
+        pins |= dict(line.split("==") for line in (REPO / name).read_text().splitlines()
+                     if "==" in line and not line.startswith("#"))
+    for line in (REPO / kit / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert pins[name] == version, f"{kit}/requirements.txt pins {line}, the image {pins[name]}"
+
+
 def test_leaderboard_keys_are_the_briefs_scores_keys():
     competition = yaml.safe_load((REPO / "competition.yaml").read_text())
     (leaderboard,) = competition["leaderboards"]

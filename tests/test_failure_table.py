@@ -1,0 +1,120 @@
+"""Every message in pages/starting_kit.md's failure tables is text the programs print.
+
+Each table row gives a message with example values (a file name, a count, an exception). The test covers the
+message, left to right, with the longest pieces of the programs' string literals (string constants and the literal
+runs of f-strings, implicit concatenation joined as Python joins it). What no literal covers must be example values:
+placeholders, numbers, quoted values, Python's exception text, file names, or a word of EXAMPLES (an id, a column
+name). A message reworded in the code or in the page leaves words uncovered, and the row is named. The
+missing-package message is also triggered; tests/test_scoring_failures.py and tests/test_ingestion_runs.py run the
+programs for the others.
+"""
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE = REPO / "pages" / "starting_kit.md"
+CODE_FOLDERS = ("ingestion_program", "scoring_program", "tools")
+# Example values in the page's messages, not text of the code: placeholders, elisions, quoted values, numbers,
+# Python's own exception text, file and folder names, class codes and probability columns.
+VARIABLE = re.compile(
+    r"<[^>]*>|…|\.\.\.|'[^']*'|\"[^\"]*\""
+    r"|\b[A-Z]\w*(?:Error|Exception): .*?(?= \(\w+\.py[:,]|$)"
+    r"|[\w./-]*\.(?:py|csv|json|log|jpg|zip|txt|pt|md)\b|\b\w+/|prob_\w+|\b[A-Z]{2,4}\b|\d+(?:\.\d+)?%?")
+MIN_PIECE = 12  # characters: a shorter piece of a literal could match anywhere
+# The example values the page's messages use between literal pieces (ids, column and class names, counts).
+EXAMPLES = {"a", "b", "c", "d", "e", "X", "N", "int", "confidence", "label", "Predictor", "predict", "pristine",
+            "degraded"}
+SLOT = "\x00"
+
+
+def table_rows(page_text: str) -> list[tuple[str, list[str]]]:
+    """(situation, messages) of every table row under '## Failure messages'; messages are the code spans."""
+    section = page_text[page_text.index("## Failure messages"):]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith(("| ---", "| situation")):
+            cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+            rows.append((cells[0], re.findall(r"`([^`]+)`", cells[-1])))
+    return rows
+
+
+def uncovered_words(message: str, literals: str, runs: set[str]) -> list[str]:
+    """Words of `message` that neither a piece of a literal nor a known example value accounts for.
+
+    A piece counts when it is long (MIN_PIECE), a whole literal run (text between two f-string fields), or
+    reaches an example value or the end of the message.
+    """
+    text = VARIABLE.sub(SLOT, message)
+    tokens = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+    uncovered, k = [], 0
+    while k < len(tokens):
+        i, length = tokens[k][0], 0
+        while i + length < len(text) and text[i:i + length + 1] in literals:
+            length += 1
+        fits = [j for j in range(k, len(tokens)) if tokens[j][1] <= i + length]
+        accepted = False
+        for j in reversed(fits):
+            piece, after = text[i:tokens[j][1]], tokens[j + 1][0] if j + 1 < len(tokens) else len(text)
+            if (len(piece) >= MIN_PIECE or piece.strip() in runs or after == len(text) or text[after] == SLOT):
+                k, accepted = j + 1, True
+                break
+        if not accepted:
+            uncovered.append(text[tokens[k][0]:tokens[k][1]])
+            k += 1
+    return [word for word in uncovered if re.match(r"[A-Za-z]", word) and word not in EXAMPLES]
+
+
+def code_literals() -> list[str]:
+    """Every string literal, and every literal run of an f-string, in the programs' Python files."""
+    literals = []
+    for folder in CODE_FOLDERS:
+        for path in sorted((REPO / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    literals.append(node.value)
+    return literals
+
+
+ROWS = table_rows(PAGE.read_text(encoding="utf-8"))
+LITERALS = code_literals()
+JOINED, RUNS = "\x01".join(LITERALS), {literal.strip() for literal in LITERALS}
+
+
+def test_the_page_has_failure_tables():
+    assert len(ROWS) >= 40, f"only {len(ROWS)} failure-table rows found in {PAGE}"
+
+
+@pytest.mark.parametrize("situation, messages", ROWS, ids=[situation[:60] for situation, _ in ROWS])
+def test_every_message_of_the_table_is_in_the_code(situation, messages):
+    assert messages, f"the row '{situation}' gives no message in backticks"
+    missing = [word for message in messages for word in uncovered_words(message, JOINED, RUNS)]
+    assert not missing, f"row '{situation}': words no program prints: {missing}"
+
+
+@pytest.mark.parametrize("reworded, words", [
+    ("predict returned a lone int value (expected …)", ["lone"]),
+    ("predictions.csv: 2 row(s) have a blank image_id", ["blank"]),
+    ("no model file in the submission (looked at the top and one folder down; found: README.md, weights/); put "
+     "model.py at the top of your zip", ["no", "model"]),
+    ("an invented message about something", ["an", "invented", "message", "about", "something"]),
+])
+def test_a_reworded_message_is_caught(reworded, words):
+    assert uncovered_words(reworded, JOINED, RUNS) == words
+
+
+def test_the_missing_package_message_is_the_pages(tmp_path):
+    """Triggered: the row's message is exactly what requirements_check words, with and without the listing."""
+    sys.path.insert(0, str(REPO / "ingestion_program"))
+    try:
+        from requirements_check import check_requirements, missing_package_message
+    finally:
+        sys.path.remove(str(REPO / "ingestion_program"))
+    (row,) = [messages for situation, messages in ROWS if "not in the image" in situation]
+    (tmp_path / "requirements.txt").write_text("opencv-python-headless>=4\n")
+    entries = check_requirements(tmp_path / "requirements.txt")
+    assert missing_package_message("cv2") == row[0]
+    assert missing_package_message("cv2", entries) == row[0] + row[-1]
