@@ -393,10 +393,10 @@ def prepare(release_dir, out_root, *, seed=None, demo=False, phases=None, synthe
     Returns the provenance manifest (also written to reference_data/manifest.json).
     """
     release = open_release(release_dir, hub)
+    legend = release.legend()  # first: a hub that cannot be reached says so before anything else
     settings = _Settings(_checked_seed(release, seed, demo), dict(phases or DEFAULT_PHASES), dict(phase_sizes or {}),
                          limit, reencode, synthesize_degraded)
     out_root = Path(out_root)
-    legend = release.legend()
     _check_phase_splits(release, settings)
     release_counts, train_splits, train_patients = _survey(release, settings)
     out_root.mkdir(parents=True, exist_ok=True)

@@ -186,11 +186,11 @@ class HubRelease:
         if self.local is not None:
             return self.local / name if (self.local / name).is_file() else None
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import RemoteEntryNotFoundError
 
         try:
             return Path(hf_hub_download(self.repo, name, repo_type="dataset"))
-        except EntryNotFoundError:
+        except RemoteEntryNotFoundError:  # the hub answered: no such file (offline, a missing cache entry is an error)
             return None
         except Exception as error:
             raise self._error(f"download {name}", error) from error
