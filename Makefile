@@ -5,6 +5,7 @@ PYTHON_SYS ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ORGANIZER_STAMP := $(VENV)/.organizer-installed
 SEED ?= 0
 
 DEMO_RELEASE := build/demo_release
@@ -12,7 +13,7 @@ DEMO_RELEASE_STAMP := $(DEMO_RELEASE)/.complete
 BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
 
-.PHONY: all venv demo demo-release bundle-data starting-kit test bench clean \
+.PHONY: all venv organizer-venv demo demo-release bundle-data starting-kit test bench clean \
         resnet50 ensemble baselines baseline-zips bundle
 
 all: demo
@@ -24,6 +25,13 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# Organizer extra (tools/prepare.py --hub): datasets + huggingface_hub on top of the project venv.
+organizer-venv: $(ORGANIZER_STAMP)
+
+$(ORGANIZER_STAMP): $(STAMP) requirements-organizer.txt
+	$(PY) -m pip install --quiet -r requirements-organizer.txt -c constraints.txt
 	touch $@
 
 ## Demo data -----------------------------------------------------------------
@@ -72,12 +80,13 @@ bundle: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) tools/pack.py --demo
 
 ## Tests and benchmarks --------------------------------------------------------
-test: $(STAMP)
+test: $(STAMP) $(ORGANIZER_STAMP)
 	$(PY) -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) $(DEMO_RELEASE_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) bench/ingestion_overhead.py
 	$(PY) bench/scoring_scale.py
+	$(PY) bench/prepare_scale.py
 
 clean:
 	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL) \
