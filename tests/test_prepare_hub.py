@@ -46,7 +46,7 @@ def test_default_hub_offline_is_a_clear_error(tmp_path):
     result = _run_prepare(["--hub", "--out", str(tmp_path / "out"), "--seed", "7"], tmp_path)
     assert result.returncode == 2
     assert f"prepare: error: hub:{DEFAULT_HUB}: could not download metadata/class_legend.csv" in result.stderr
-    assert "is the machine online and logged in (huggingface-cli login)" in result.stderr
+    assert "is the machine online and logged in (hf auth login)" in result.stderr
     assert not (tmp_path / "out" / "input_data").exists()
 
 

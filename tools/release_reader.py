@@ -155,7 +155,7 @@ class LocalRelease:
 class HubRelease:
     """The same release loaded with `datasets`: a hub id (online, logged in) or a local copy of the hub repository.
 
-    A local copy (`huggingface-cli download REPO --repo-type dataset --local-dir DIR`) is read the way the hub id
+    A local copy (`hf download REPO --repo-type dataset --local-dir DIR`) is read the way the hub id
     is: `datasets` resolves the configs and data_files declared in its README.md front matter.
     """
 
@@ -172,7 +172,7 @@ class HubRelease:
 
     def _error(self, what, error):
         return ReleaseError(f"hub:{self.repo}: could not {what} ({type(error).__name__}: {error}); "
-                            "is the machine online and logged in (huggingface-cli login) with access "
+                            "is the machine online and logged in (hf auth login) with access "
                             "to the gated dataset?")
 
     def _call(self, what, function, *args, **kwargs):
