@@ -139,7 +139,11 @@ class LocalRelease:
         return [found[i][1] for i in range(total)]
 
     def tables(self, config: str, split: str, columns=None):
-        """Yield (source name, first row, pyarrow table) per batch of each shard, schema-checked."""
+        """Yield (source name, first row, pyarrow table) per batch of each shard, schema-checked.
+
+        Read one row group at a time (ParquetFile.iter_batches reads the whole file first): memory is bounded by
+        the row groups, 100 images in shards written by `datasets`.
+        """
         for path in self.shards(config, split):
             try:
                 shard = pq.ParquetFile(path)
@@ -147,9 +151,11 @@ class LocalRelease:
                 raise ReleaseError(f"{path}: not a readable parquet file ({error})") from error
             check_schema(shard.schema_arrow, str(path), with_image=columns is None or "image" in columns)
             first_row = 0
-            for batch in shard.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-                yield str(path), first_row, pa.Table.from_batches([batch])
-                first_row += batch.num_rows
+            for group in range(shard.metadata.num_row_groups):
+                rows = shard.read_row_group(group, columns=columns)
+                for start in range(0, rows.num_rows, BATCH_ROWS):
+                    yield str(path), first_row + start, rows.slice(start, BATCH_ROWS)
+                first_row += rows.num_rows
 
 
 class HubRelease:
