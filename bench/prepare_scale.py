@@ -7,15 +7,16 @@ Usage: nice -n 19 python bench/prepare_scale.py [--demo-release build/demo_relea
    replicating the demo release's images under new ids and new pseudo-patients, written as the hub stores it
    (one pristine shard per split, 1 / 2 degraded shards for eval / test, row groups of 100 images); the training
    split is the demo's. Built once and reused (delete the folder to rebuild).
-2. `tools/prepare.py` on it, as the organizer runs it, and on the demo release for comparison: wall time and peak
-   memory (the process's resident set, sampled every 0.1 s).
+2. `tools/prepare.py` on it, as the organizer runs it, and on the demo release for comparison: wall and CPU time,
+   and peak memory (the resident set of the process tree, sampled every 0.1 s).
 3. The ingestion and scoring programs run the starting kit over the full Final-phase zips (test: pristine and
-   degraded), with the CodaBench command lines; wall time, images per second and peak memory of each step.
+   degraded), with the CodaBench command lines; the same figures for each step, and ingestion's images per second.
 """
 import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -112,8 +113,8 @@ def scale_release(demo: Path, release: Path, sizes: dict) -> Path:
 
 
 def measure(command, log, env=None) -> dict:
-    """Run a command (stderr to `log`); wall seconds and the peak resident memory of its process tree."""
-    start, peak = time.perf_counter(), 0
+    """Run a command (output to `log`): wall and CPU seconds, and the peak resident memory of its process tree."""
+    start, peak, before = time.perf_counter(), 0, resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
                                    env=dict(os.environ, **(env or {})))
@@ -126,9 +127,11 @@ def measure(command, log, env=None) -> dict:
                 pass
             time.sleep(SAMPLE_SECONDS)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} failed (exit {process.returncode}); see {log}")
-    return {"seconds": round(seconds, 1), "peak_mb": round(peak / 2**20)}
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "peak_mb": round(peak / 2**20)}
 
 
 def _size_mb(paths):
