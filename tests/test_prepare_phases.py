@@ -27,8 +27,12 @@ def test_class_quota_keeps_every_class_and_stays_proportional(counts, data):
     quota = class_quota(counts, size)
     assert sum(quota.values()) == size and set(quota) == set(counts)
     assert all(1 <= quota[c] <= counts[c] for c in counts)
-    for c in counts:  # off its proportional share by less than one image, unless lifted to the minimum of one
-        assert quota[c] == 1 or abs(quota[c] - size * counts[c] / total) < 1 + len(counts) / 2
+    share = {c: size * counts[c] / total for c in counts}
+    lifted = sum(share[c] < 1 for c in counts)  # classes raised to the minimum of one, paid for by the others
+    for c in counts:
+        assert abs(quota[c] - share[c]) < 1 + lifted
+        if share[c] >= 1 and not lifted:
+            assert int(share[c]) <= quota[c] <= int(share[c]) + 1  # plain largest remainder
 
 
 def test_class_quota_rare_classes_and_too_small_sizes():
