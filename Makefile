@@ -5,6 +5,7 @@ PYTHON_SYS ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ORGANIZER_STAMP := $(VENV)/.organizer-installed
 SEED ?= 0
 
 DEMO_RELEASE := build/demo_release
@@ -13,8 +14,8 @@ BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
 STARTING_KIT_TIMM := starting_kit_timm/weights.safetensors
 
-.PHONY: all venv demo demo-release bundle-data starting-kit starting-kit-timm demo-timm test bench clean \
-        resnet50 ensemble baselines baseline-zips bundle check
+.PHONY: all venv organizer-venv demo demo-release bundle-data starting-kit starting-kit-timm demo-timm test bench \
+        clean resnet50 ensemble baselines baseline-zips bundle check
 
 all: demo
 
@@ -25,6 +26,13 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# Organizer extra (tools/prepare.py --hub): datasets + huggingface_hub on top of the project venv.
+organizer-venv: $(ORGANIZER_STAMP)
+
+$(ORGANIZER_STAMP): $(STAMP) requirements-organizer.txt
+	$(PY) -m pip install --quiet -r requirements-organizer.txt -c constraints.txt
 	touch $@
 
 ## Demo data -----------------------------------------------------------------
@@ -96,12 +104,13 @@ bundle: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) tools/pack.py --demo
 
 ## Tests and benchmarks --------------------------------------------------------
-test: $(STAMP)
+test: $(STAMP) $(ORGANIZER_STAMP)
 	$(PY) -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) $(DEMO_RELEASE_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) bench/ingestion_overhead.py
 	$(PY) bench/scoring_scale.py
+	$(PY) bench/prepare_scale.py
 
 clean:
 	rm -rf build dist output input_data reference_data $(STARTING_KIT_MODEL) $(STARTING_KIT_TIMM) \

@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 import degrade
@@ -37,10 +38,22 @@ def test_layout_and_legend(small_release):
     names = sorted(p.relative_to(small_release).as_posix() for p in small_release.rglob("*") if p.is_file())
     shards = [f"{config}/{split}-00000-of-00001.parquet" for config in ("degraded", "pristine")
               for split in sorted(mdr.SPLITS)]
-    assert names == sorted(shards + ["metadata/class_legend.csv", "metadata/degradation_params.csv"])
+    assert names == sorted(shards + ["metadata/class_legend.csv", "metadata/degradation_params.csv", "README.md",
+                                     mdr.DEMO_MARKER])
     with open(small_release / "metadata" / "class_legend.csv") as f:
         legend = list(csv.DictReader(f))
     assert [r["abbreviation"] for r in legend] == list(mdr.CLASSES)
+
+
+def test_dataset_card_declares_every_config_and_split(small_release):
+    """The README front matter the hub reads: configs pristine and degraded, one data_files entry per split."""
+    text = (small_release / "README.md").read_text()
+    assert text.startswith("---\n")
+    card = yaml.safe_load(text.split("---\n")[1])
+    declared = {entry["config_name"]: {item["split"]: item["path"] for item in entry["data_files"]}
+                for entry in card["configs"]}
+    assert declared == {config: {split: f"{config}/{split}-*.parquet" for split in mdr.SPLITS}
+                        for config in ("pristine", "degraded")}
 
 
 def test_schema_is_the_declared_one(small_release):
@@ -137,7 +150,7 @@ def test_same_seed_byte_identical_whatever_the_worker_count(tmp_path, capsys):
     assert "phase2_train" in printed and "SNE" in printed
     mdr.build_release(tmp_path / "b", seed=3, split_sizes=TINY, workers=2)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 8
+    assert len(files) == 10
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 

@@ -99,7 +99,7 @@ def test_incomplete_shards(tmp_path):
     shard.rename(shard.with_name("phase2_eval-00000-of-00002.parquet"))
     with pytest.raises(ReleaseError, match=r"incomplete shard set for 'phase2_eval': missing "
                                            r"\['phase2_eval-00001-of-00002.parquet'\]"):
-        prepare(release, tmp_path / "out")
+        prepare(release, tmp_path / "out", seed=0)
 
 
 def test_degraded_row_without_pristine_source(tmp_path):
@@ -119,7 +119,7 @@ def test_patient_overlap_with_train(tmp_path):
 
 def test_one_split_shared_by_two_phases_by_patient(tmp_path):
     release = build_tiny_release(tmp_path / "release")
-    prepare(release, tmp_path / "out", phases={"eval": "phase2_eval", "test": "phase2_eval"})
+    prepare(release, tmp_path / "out", seed=0, phases={"eval": "phase2_eval", "test": "phase2_eval"})
     patients = {}
     for phase in ("eval", "test"):
         lines = (tmp_path / "out" / "reference_data" / phase / "reference.csv").read_text().splitlines()[1:]
@@ -139,7 +139,7 @@ def test_jpeg_metadata_stripped_losslessly(tmp_path):
     def tag(tables):
         tables[("pristine", "phase2_eval")][0]["image"] = {"bytes": original, "path": None}
     release = build_tiny_release(tmp_path / "release", tag)
-    prepare(release, tmp_path / "out")
+    prepare(release, tmp_path / "out", seed=0)
     with zipfile.ZipFile(tmp_path / "out" / "input_data" / "eval" / "pristine.zip") as archive:
         contents = [archive.read(name) for name in archive.namelist()]
     assert cleaned in contents and original not in contents

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 import cells
 import degrade
+from release_reader import DEMO_MARKER  # tools/prepare.py refuses a release carrying it unless --demo
 
 CLASSES = cells.CLASSES
 SPLITS = ("phase2_train", "phase2_eval", "phase2_test")
@@ -144,7 +145,15 @@ def build_release(out_dir, seed=0, split_sizes=None, *, workers=None):
         _keep_freed_memory()
         results = [_render_pair(job) for job in tqdm(jobs, **progress)]
 
-    results = iter(results)
+    param_rows = _write_splits(out_dir, plan, iter(results))
+    _write_metadata(out_dir, param_rows)
+    write_dataset_card(out_dir)
+    (out_dir / DEMO_MARKER).write_text("Synthetic demo cells from tools/make_demo_release.py, not WBCBench data.\n")
+    return out_dir
+
+
+def _write_splits(out_dir, plan, results):
+    """One pristine and one degraded shard per split; returns the degradation_params.csv rows."""
     param_rows = []
     for split, rows in plan.items():
         pristine_rows, degraded_rows = [], []
@@ -160,7 +169,10 @@ def build_release(out_dir, seed=0, split_sizes=None, *, workers=None):
         shard = f"{split}-00000-of-00001.parquet"
         _write_parquet(out_dir / "pristine" / shard, pristine_rows)
         _write_parquet(out_dir / "degraded" / shard, degraded_rows)
+    return param_rows
 
+
+def _write_metadata(out_dir, param_rows):
     metadata = out_dir / "metadata"
     metadata.mkdir(parents=True, exist_ok=True)
     with open(metadata / "class_legend.csv", "w", newline="") as f:
@@ -171,7 +183,27 @@ def build_release(out_dir, seed=0, split_sizes=None, *, workers=None):
         writer = csv.DictWriter(f, ["image_id", "original_image_id", "severity", *degrade.PARAM_KEYS])
         writer.writeheader()
         writer.writerows(param_rows)
-    return out_dir
+
+
+def write_dataset_card(release_dir) -> Path:
+    """README.md with the YAML front matter the hub reads: one config per folder, its splits' data_files.
+
+    With it the release folder is laid out as the hub repository is, so `datasets.load_dataset(folder, config)`
+    resolves it as it resolves the hub id (tools/prepare.py --hub FOLDER).
+    """
+    release_dir = Path(release_dir)
+    lines = ["---", "license: cc-by-nc-4.0", "configs:"]
+    for config in ("pristine", "degraded"):
+        lines += [f"- config_name: {config}", "  data_files:"]
+        splits = sorted({path.name.split("-")[0] for path in (release_dir / config).glob("*.parquet")})
+        for split in splits:
+            lines += [f"  - split: {split}", f"    path: {config}/{split}-*.parquet"]
+    lines += ["---", "", "# Synthetic WBCBench-shaped demo release", "",
+              "Rendered cells from `tools/make_demo_release.py`: the layout and schema of the WBCBench 2026 "
+              "release, none of its images.", ""]
+    card = release_dir / "README.md"
+    card.write_text("\n".join(lines), encoding="utf-8")
+    return card
 
 
 def summary(release_dir):

@@ -13,6 +13,8 @@ from vocabulary import CLASSES, SEVERITIES
 
 TEXT_COLUMNS = ("image_id", "label", "wbcbench_split", "severity", "original_image_id", "patient_hash")
 SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
+DEMO_MARKER = "DEMO_RELEASE"  # a file at the root of a synthetic demo release (tools/make_demo_release.py)
+BATCH_ROWS = 256  # rows read at a time: memory stays flat however large the shards are
 
 
 class ReleaseError(ValueError):
@@ -102,11 +104,10 @@ class LocalRelease:
 
     def degradation_params(self) -> dict:
         """metadata/degradation_params.csv -> {image_id: row}, empty when the release has none."""
-        path = self.root / "metadata" / "degradation_params.csv"
-        if not path.is_file():
-            return {}
-        with open(path, newline="", encoding="utf-8") as handle:
-            return {row["image_id"]: row for row in csv.DictReader(handle)}
+        return read_degradation_params(self.root / "metadata" / "degradation_params.csv")
+
+    def is_demo(self) -> bool:
+        return (self.root / DEMO_MARKER).is_file()
 
     def splits(self, config: str) -> list:
         folder = self.root / config
@@ -138,69 +139,104 @@ class LocalRelease:
         return [found[i][1] for i in range(total)]
 
     def tables(self, config: str, split: str, columns=None):
-        """Yield (source name, pyarrow table) per shard, schema-checked."""
+        """Yield (source name, first row, pyarrow table) per batch of each shard, schema-checked.
+
+        Read one row group at a time (ParquetFile.iter_batches reads the whole file first): memory is bounded by
+        the row groups, 100 images in shards written by `datasets`.
+        """
         for path in self.shards(config, split):
             try:
-                schema = pq.read_schema(path)
+                shard = pq.ParquetFile(path)
             except Exception as error:
                 raise ReleaseError(f"{path}: not a readable parquet file ({error})") from error
-            check_schema(schema, str(path), with_image=columns is None or "image" in columns)
-            yield str(path), pq.read_table(path, columns=columns)
+            check_schema(shard.schema_arrow, str(path), with_image=columns is None or "image" in columns)
+            first_row = 0
+            for group in range(shard.metadata.num_row_groups):
+                rows = shard.read_row_group(group, columns=columns)
+                for start in range(0, rows.num_rows, BATCH_ROWS):
+                    yield str(path), first_row + start, rows.slice(start, BATCH_ROWS)
+                first_row += rows.num_rows
 
 
 class HubRelease:
-    """The same release loaded with `datasets` from the hub (needs network and an authenticated token)."""
+    """The same release loaded with `datasets`: a hub id (online, logged in) or a local copy of the hub repository.
+
+    A local copy (`hf download REPO --repo-type dataset --local-dir DIR`) is read the way the hub id
+    is: `datasets` resolves the configs and data_files declared in its README.md front matter.
+    """
 
     def __init__(self, repo: str):
         try:
-            import datasets  # noqa: F401  (optional: not in the pinned requirements)
+            import datasets  # noqa: F401  (organizer extra: requirements-organizer.txt)
         except ImportError as error:
-            raise ReleaseError(f"--hub {repo}: the 'datasets' package is not installed; install it "
-                               "(pip install datasets) or download the release and pass its folder") from error
+            raise ReleaseError(f"--hub {repo}: the 'datasets' package is not installed; run `make organizer-venv` "
+                               "(pip install -r requirements-organizer.txt) or download the release and pass its "
+                               "folder") from error
         self.repo = repo
+        self.local = Path(repo) if Path(repo).is_dir() else None
         self.name = f"hub:{repo}"
+
+    def _error(self, what, error):
+        return ReleaseError(f"hub:{self.repo}: could not {what} ({type(error).__name__}: {error}); "
+                            "is the machine online and logged in (hf auth login) with access "
+                            "to the gated dataset?")
 
     def _call(self, what, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
         except Exception as error:
-            raise ReleaseError(f"hub:{self.repo}: could not {what} ({type(error).__name__}: {error}); "
-                               "is the machine online and logged in (huggingface-cli login) with access "
-                               "to the gated dataset?") from error
+            raise self._error(what, error) from error
 
-    def legend(self) -> dict:
+    def _file(self, name: str):
+        """Path of one repository file, downloaded (or taken from the cache) for a hub id; None if it has none."""
+        if self.local is not None:
+            return self.local / name if (self.local / name).is_file() else None
         from huggingface_hub import hf_hub_download
-
-        path = self._call("download metadata/class_legend.csv", hf_hub_download, self.repo,
-                          "metadata/class_legend.csv", repo_type="dataset")
-        return read_legend(Path(path))
-
-    def degradation_params(self) -> dict:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import RemoteEntryNotFoundError
 
         try:
-            path = hf_hub_download(self.repo, "metadata/degradation_params.csv", repo_type="dataset")
-        except Exception:
-            return {}
-        with open(path, newline="", encoding="utf-8") as handle:
-            return {row["image_id"]: row for row in csv.DictReader(handle)}
+            return Path(hf_hub_download(self.repo, name, repo_type="dataset"))
+        except RemoteEntryNotFoundError:  # the hub answered: no such file (offline, a missing cache entry is an error)
+            return None
+        except Exception as error:
+            raise self._error(f"download {name}", error) from error
+
+    def legend(self) -> dict:
+        path = self._file("metadata/class_legend.csv")
+        if path is None:
+            raise ReleaseError(f"{self.name}: metadata/class_legend.csv not found in the repository")
+        return read_legend(path)
+
+    def degradation_params(self) -> dict:
+        path = self._file("metadata/degradation_params.csv")
+        return read_degradation_params(path) if path is not None else {}
+
+    def is_demo(self) -> bool:
+        return self._file(DEMO_MARKER) is not None
 
     def splits(self, config: str) -> list:
         import datasets
 
+        if config not in self._call("list the configs", datasets.get_dataset_config_names, self.repo):
+            return []
         return sorted(self._call(f"list the splits of '{config}'", datasets.get_dataset_split_names,
                                  self.repo, config))
 
     def tables(self, config: str, split: str, columns=None):
+        """Yield (source name, first row, pyarrow table) per batch of the split (memory-mapped by `datasets`)."""
         import datasets
 
         dataset = self._call(f"load {config}/{split}", datasets.load_dataset, self.repo, config, split=split)
         if "image" in dataset.column_names:
             dataset = dataset.cast_column("image", datasets.Image(decode=False))
-        table = dataset.with_format("arrow")[:]
         source = f"hub:{self.repo}/{config}/{split}"
-        check_schema(table.schema, source, with_image=columns is None or "image" in columns)
-        yield source, table.select(columns) if columns else table
+        check_schema(dataset.features.arrow_schema, source, with_image=columns is None or "image" in columns)
+        if columns:
+            dataset = dataset.select_columns(columns)
+        first_row = 0
+        for table in dataset.with_format("arrow").iter(batch_size=BATCH_ROWS):
+            yield source, first_row, table
+            first_row += table.num_rows
 
 
 def open_release(release_dir=None, hub=None):
@@ -208,47 +244,64 @@ def open_release(release_dir=None, hub=None):
     return HubRelease(hub) if hub else LocalRelease(release_dir)
 
 
+def read_degradation_params(path) -> dict:
+    """degradation_params.csv -> {image_id: row}, empty when the file does not exist."""
+    if not Path(path).is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["image_id"]: row for row in csv.DictReader(handle)}
+
+
 def read_rows(release, config: str, split: str, legend: dict, *, progress=None) -> list:
-    """All rows of one config/split as ReleaseRow, each checked: label in the legend, severity, split, ids."""
-    rows, seen = [], {}
-    for source, table in release.tables(config, split):
+    """All rows of one config/split as ReleaseRow (see iter_rows)."""
+    return list(iter_rows(release, config, split, legend, progress=progress))
+
+
+def iter_rows(release, config: str, split: str, legend: dict, *, progress=None):
+    """Yield the rows of one config/split as ReleaseRow, batch by batch, each checked (see _check_row)."""
+    seen = {}
+    for source, first_row, table in release.tables(config, split):
         columns = {name: table.column(name).to_pylist() for name in TEXT_COLUMNS}
         images = table.column("image").combine_chunks().field("bytes").to_pylist()
         for index in range(table.num_rows):
-            where = f"{source}: row {index}"
+            where = f"{source}: row {first_row + index}"
             values = {name: columns[name][index] for name in TEXT_COLUMNS}
-            for name in ("image_id", "label", "wbcbench_split", "severity", "patient_hash"):
-                if not values[name]:
-                    raise ReleaseError(f"{where}: empty '{name}'")
-            if values["original_image_id"] is None:
-                raise ReleaseError(f"{where}: null 'original_image_id' (expected \"\" for pristine rows)")
-            if values["label"] not in legend:
-                raise ReleaseError(f"{where}: label {values['label']!r} is not in the class legend "
-                                   f"(metadata/class_legend.csv: {', '.join(legend)})")
-            if values["wbcbench_split"] != split:
-                raise ReleaseError(f"{where}: wbcbench_split {values['wbcbench_split']!r}, expected {split!r}")
-            if config == "pristine" and (values["severity"] != "pristine" or values["original_image_id"]):
-                raise ReleaseError(f"{where}: pristine row with severity {values['severity']!r} and "
-                                   f"original_image_id {values['original_image_id']!r} "
-                                   "(expected 'pristine' and '')")
-            if config == "degraded":
-                if values["severity"] not in SEVERITIES:
-                    raise ReleaseError(f"{where}: severity {values['severity']!r}, expected one of {SEVERITIES}")
-                if not values["original_image_id"]:
-                    raise ReleaseError(f"{where}: degraded row without original_image_id")
+            _check_row(values, where, config, split, legend)
             if values["image_id"] in seen:
                 raise ReleaseError(f"{where}: duplicate image_id {values['image_id']!r} (also {seen[values['image_id']]})")
             seen[values["image_id"]] = where
-            rows.append(ReleaseRow(values["image_id"], values["label"], values["severity"],
-                                   values["original_image_id"], values["patient_hash"], images[index] or b"", where))
             if progress is not None:
                 progress.update(1)
-    return rows
+            yield ReleaseRow(values["image_id"], values["label"], values["severity"],
+                             values["original_image_id"], values["patient_hash"], images[index] or b"", where)
 
 
-def patient_hashes(release, config: str, split: str) -> set:
-    """The patient hashes of one split (reads only that column)."""
-    hashes = set()
-    for _, table in release.tables(config, split, columns=list(TEXT_COLUMNS)):
-        hashes.update(table.column("patient_hash").to_pylist())
-    return hashes
+def _check_row(values, where, config, split, legend):
+    """One row's text columns: nothing empty, label in the legend, the split it sits in, severity and link."""
+    for name in ("image_id", "label", "wbcbench_split", "severity", "patient_hash"):
+        if not values[name]:
+            raise ReleaseError(f"{where}: empty '{name}'")
+    if values["original_image_id"] is None:
+        raise ReleaseError(f"{where}: null 'original_image_id' (expected \"\" for pristine rows)")
+    if values["label"] not in legend:
+        raise ReleaseError(f"{where}: label {values['label']!r} is not in the class legend "
+                           f"(metadata/class_legend.csv: {', '.join(legend)})")
+    if values["wbcbench_split"] != split:
+        raise ReleaseError(f"{where}: wbcbench_split {values['wbcbench_split']!r}, expected {split!r}")
+    if config == "pristine" and (values["severity"] != "pristine" or values["original_image_id"]):
+        raise ReleaseError(f"{where}: pristine row with severity {values['severity']!r} and "
+                           f"original_image_id {values['original_image_id']!r} (expected 'pristine' and '')")
+    if config == "degraded":
+        if values["severity"] not in SEVERITIES:
+            raise ReleaseError(f"{where}: severity {values['severity']!r}, expected one of {SEVERITIES}")
+        if not values["original_image_id"]:
+            raise ReleaseError(f"{where}: degraded row without original_image_id")
+
+
+def text_columns(release, config: str, split: str) -> dict:
+    """The text columns of one split, {name: values} (the image bytes are not read from local shards)."""
+    values = {name: [] for name in TEXT_COLUMNS}
+    for _, _, table in release.tables(config, split, columns=list(TEXT_COLUMNS)):
+        for name in TEXT_COLUMNS:
+            values[name] += table.column(name).to_pylist()
+    return values

@@ -1,0 +1,116 @@
+"""prepare's phases: class-stratified --phase-size, patients apart between phases, class gaps reported, and the
+split x class x severity tables of the manifest."""
+import csv
+import json
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phase_sampling import class_quota
+from prepare import main, prepare
+from release_reader import ReleaseError
+from test_prepare_errors import build_tiny_release
+
+
+def _rows(root, phase):
+    with open(root / "reference_data" / phase / "reference.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@given(st.dictionaries(st.sampled_from("ABCDEFGHIJKLM"), st.integers(1, 400), min_size=1), st.data())
+def test_class_quota_keeps_every_class_and_stays_proportional(counts, data):
+    total = sum(counts.values())
+    size = data.draw(st.integers(len(counts), total))
+    quota = class_quota(counts, size)
+    assert sum(quota.values()) == size and set(quota) == set(counts)
+    assert all(1 <= quota[c] <= counts[c] for c in counts)
+    share = {c: size * counts[c] / total for c in counts}
+    lifted = sum(share[c] < 1 for c in counts)  # classes raised to the minimum of one, paid for by the others
+    for c in counts:
+        assert abs(quota[c] - share[c]) < 1 + lifted
+        if share[c] >= 1 and not lifted:
+            assert int(share[c]) <= quota[c] <= int(share[c]) + 1  # plain largest remainder
+
+
+def test_class_quota_rare_classes_and_too_small_sizes():
+    assert class_quota({"SNE": 900, "LY": 90, "PLY": 10}, 20) == {"SNE": 18, "LY": 1, "PLY": 1}
+    assert class_quota({"SNE": 50, "LY": 30, "PLY": 20}, 10) == {"SNE": 5, "LY": 3, "PLY": 2}
+    with pytest.raises(ReleaseError, match="a phase size of 2 cannot keep one image of each of the 3 classes"):
+        class_quota({"SNE": 50, "LY": 30, "PLY": 20}, 2)
+
+
+def test_phase_size_is_class_stratified_with_twins(small_release, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(small_release), "--out", str(out), "--demo", "--phase", "eval=phase2_eval",
+                 "--phase-size", "eval=20"]) == 0
+    rows = _rows(out, "eval")
+    pristine = [row for row in rows if row["set"] == "pristine"]
+    degraded = [row for row in rows if row["set"] == "degraded"]
+    table = pq.read_table(small_release / "pristine" / "phase2_eval-00000-of-00001.parquet", columns=["label"])
+    split_counts = Counter(table.column("label").to_pylist())
+    assert len(pristine) == 20
+    assert Counter(row["label"] for row in pristine) == class_quota(split_counts, 20)  # all 13 classes kept
+    assert sorted(row["cell_id"] for row in degraded) == sorted(row["cell_id"] for row in pristine)
+    manifest = json.loads((out / "reference_data" / "manifest.json").read_text())
+    assert manifest["phase_sizes"] == {"eval": 20} and manifest["warnings"] == []
+
+
+def test_phase_size_errors(tmp_path, capsys):
+    release = build_tiny_release(tmp_path / "release")
+    assert main([str(release), "--out", str(tmp_path / "out"), "--seed", "1", "--phase-size", "eval=0"]) == 2
+    assert "--phase-size 'eval=0': expected NAME=N with N >= 1" in capsys.readouterr().err
+    with pytest.raises(ReleaseError, match=r"--phase-size names phase\(s\) \['dev'\] that are not built"):
+        prepare(release, tmp_path / "out", seed=1, phase_sizes={"dev": 5})
+    with pytest.raises(ReleaseError, match="a phase size of 3 cannot keep one image of each of the 4 classes"):
+        prepare(release, tmp_path / "out", seed=1, phase_sizes={"eval": 3})
+
+
+def test_phases_from_different_splits_must_not_share_patients(tmp_path):
+    def share(tables):
+        for config in ("pristine", "degraded"):
+            tables[(config, "phase2_test")][0]["patient_hash"] = "phase2_eval-p2"
+    release = build_tiny_release(tmp_path / "release", share)
+    with pytest.raises(ReleaseError, match=r"phases 'eval' and 'test' share 1 patient\(s\), e.g. patient_hash "
+                                           r"'phase2_eval-p2'"):
+        prepare(release, tmp_path / "out", seed=1)
+
+
+def test_class_gaps_are_reported_with_counts(tmp_path, capsys):
+    """Every BA cell of phase2_eval comes from one patient: sharing the split by patient leaves one phase without BA."""
+    def one_patient_for_ba(tables):
+        for config in ("pristine", "degraded"):
+            for row in tables[(config, "phase2_eval")]:
+                if row["label"] == "BA":
+                    row["patient_hash"] = "phase2_eval-p0"
+    release = build_tiny_release(tmp_path / "release", one_patient_for_ba)
+    manifest = prepare(release, tmp_path / "out", seed=1, phases={"eval": "phase2_eval", "test": "phase2_eval"})
+    lacking = [phase for phase in ("eval", "test") if not manifest["phases"][phase]["counts"]["pristine"]["by_class"]
+               .get("BA")]
+    assert len(lacking) == 1
+    expected = (f"phase '{lacking[0]}' has no image of class(es) BA, which split 'phase2_eval' has "
+                "(images in the split: BA 2); its macro averages skip them")
+    assert expected in manifest["warnings"]
+    assert "split 'phase2_eval' has no image of class(es) BL, BNE, MMY, MO, MY, PC, PLY, PMY, VLY (4 of the 13 " \
+           "classes are present)" in manifest["warnings"]
+    assert f"prepare: warning: {expected}" in capsys.readouterr().err
+
+
+def test_manifest_tables_match_the_release(small_release, small_bundle):
+    manifest = json.loads((small_bundle / "reference_data" / "manifest.json").read_text())
+    for config in ("pristine", "degraded"):
+        for split in ("phase2_train", "phase2_eval", "phase2_test"):
+            table = pq.read_table(small_release / config / f"{split}-00000-of-00001.parquet",
+                                  columns=["label", "severity"])
+            expected = Counter(zip(table.column("severity").to_pylist(), table.column("label").to_pylist()))
+            recorded = manifest["release_counts"][split][config]
+            assert {(s, c): n for s, by_class in recorded.items() for c, n in by_class.items()} == expected
+    for phase in ("eval", "test"):
+        for set_name in ("pristine", "degraded"):
+            counts = manifest["phases"][phase]["counts"][set_name]
+            rows = [row for row in _rows(small_bundle, phase) if row["set"] == set_name]
+            cross = counts["by_severity_and_class"]
+            assert Counter({(s, c): n for s, by_class in cross.items() for c, n in by_class.items()}) == \
+                Counter((row["severity"], row["label"]) for row in rows)
