@@ -1,4 +1,4 @@
-"""Facts for the run report that come from the machine: device, versions, peak memory."""
+"""Facts for the run report that come from the machine: versions, peak memory."""
 import os
 import platform
 import sys
@@ -14,31 +14,15 @@ except ImportError:  # Windows: psutil (imported only there) gives the peak work
 ERRORS_SHOWN = 100
 
 
-def torch_module():
-    """torch if the submission imported it: ingestion never pays torch's import time for a model without it."""
-    return sys.modules.get("torch")
-
-
-def device():
-    """'cuda:<name>' when the submission uses torch and a GPU is visible, else 'cpu'."""
-    torch = torch_module()
-    try:
-        if torch is not None and torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)}"
-    except Exception:  # a broken CUDA set-up is reported as CPU, it must not fail the run
-        pass
-    return "cpu"
-
-
-def environment():
-    torch = torch_module()
+def environment(torch_version: str | None) -> dict:
+    """Versions and platform; torch's as the model's process reported it (the supervisor never imports torch)."""
     return {"python_version": platform.python_version(), "numpy_version": numpy.__version__,
-            "pillow_version": PIL.__version__, "torch_version": getattr(torch, "__version__", None),
+            "pillow_version": PIL.__version__, "torch_version": torch_version,
             "platform": platform.platform(), "cpu_count": os.cpu_count()}
 
 
-def peak_memory_mb():
-    """(this process, its finished children) peak resident memory in MB."""
+def peak_memory_mb() -> tuple[float, float]:
+    """(this process, its finished children: the model's process) peak resident memory in MB."""
     if resource is None:
         import psutil
 

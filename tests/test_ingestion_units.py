@@ -84,7 +84,7 @@ def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path, parts):
     assert [len(b) for b in batches] == [4, 4, 4, 4, 4, 3]
     decoded = [item for batch in batches for item in batch]
     assert [entry.image_id for entry, _, _ in decoded] == [e.image_id for e in entries]
-    assert all(abs(image.getpixel((3, 3))[0] - 10 * i) <= 3 for i, (_, image, _) in enumerate(decoded))
+    assert all(abs(int(pixels[3, 3, 0]) - 10 * i) <= 3 for i, (_, pixels, _) in enumerate(decoded))
 
 
 def test_requirement_lines_comments_continuations_and_odd_lines(tmp_path):
