@@ -76,11 +76,15 @@ class PixelSlots:
 
 def child_environment(hidden: list[Path], temp_dir: Path, seed: int) -> dict[str, str]:
     """The passed variables, minus any path entry inside a hidden folder; the model's own TMPDIR and hash seed."""
+    hidden = {form for folder in hidden for form in (Path(folder).absolute(), Path(folder).resolve())}
+
     def visible(entry: str) -> bool:
         if not entry:
             return False
-        path = Path(entry).resolve() if os.path.isabs(entry) else None
-        return path is None or not any(path == h or h in path.parents for h in hidden)
+        if not os.path.isabs(entry):
+            return True
+        forms = (Path(entry).absolute(), Path(entry).resolve())
+        return not any(path == h or h in path.parents for path in forms for h in hidden)
 
     env = {}
     for name, value in os.environ.items():
@@ -125,9 +129,9 @@ class ModelProcess:
         """The next answer; ModelEnded when the process is gone or sends something that is not an answer."""
         try:
             message = json.loads(self.answers.recv_bytes(MAX_ANSWER_BYTES))
-        except (EOFError, OSError):
+        except EOFError:
             raise ModelEnded(self.ending()) from None
-        except (UnicodeDecodeError, ValueError):
+        except (OSError, ValueError):  # OSError: a length header no answer has (the channel is then closed)
             raise ModelEnded("the submission's process sent back an answer that is not the ingestion's JSON "
                              "(something in the process wrote to its answer channel)") from None
         if not isinstance(message, dict):

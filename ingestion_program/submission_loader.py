@@ -63,7 +63,7 @@ def _check_zip_members(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes
 def check_requirements_size(path: Path) -> None:
     """Refuse a requirements.txt too large to be a list of packages."""
     size = path.stat().st_size
-    lines = path.read_bytes().count(b"\n") + 1 if size <= REQUIREMENTS_MAX_BYTES else None
+    lines = len(path.read_bytes().splitlines()) if size <= REQUIREMENTS_MAX_BYTES else None
     if size > REQUIREMENTS_MAX_BYTES or lines > REQUIREMENTS_MAX_LINES:
         raise SubmissionError(f"requirements.txt is too large ({size:,} bytes"
                               + (f", {lines:,} lines" if lines else "")
