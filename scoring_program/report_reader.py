@@ -41,15 +41,56 @@ def predict_failures(report: dict, name: str = "run_report.json") -> PredictFail
     return PredictFailures(per_set, listed)
 
 
-def images_per_second(report: dict, name: str = "run_report.json") -> float:
-    """Total images over both sets divided by their total prediction seconds."""
+def set_seconds(report: dict, name: str = "run_report.json") -> float:
+    """Total prediction seconds over both sets; each must be a finite number >= 0 and the total positive."""
+    total = 0.0
+    for set_name in SETS:
+        try:
+            value = report["sets"][set_name]["seconds"]
+            seconds = float(value)
+        except (KeyError, TypeError, ValueError) as err:
+            raise SubmissionError(
+                f"{name} lacks sets.<pristine|degraded>.images/seconds ({type(err).__name__}: {err})"
+            ) from None
+        if isinstance(value, bool) or not (math.isfinite(seconds) and seconds >= 0):
+            raise SubmissionError(f"{name} gives sets.{set_name}.seconds = {value!r}; expected a finite number >= 0 "
+                                  "(the ingestion's own clock never gives anything else)")
+        total += seconds
+    if total <= 0:
+        raise SubmissionError(f"{name} gives {total} prediction seconds in total; expected a positive number")
+    return total
+
+
+def worker_elapsed_seconds(path: Path) -> float | None:
+    """ingestionElapsedTime from the `metadata` file CodaBench's worker writes into the prediction output once the
+    prediction step's container has stopped (yaml.dump of a flat dict: `key: value` lines), or None when absent.
+
+    The one clock a submission cannot touch; it covers the whole step (start-up and model loading included).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    fields = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    value = fields.get("ingestionElapsedTime")
+    if value in (None, "", "null", "~"):
+        return None
     try:
-        images = sum(int(report["sets"][s]["images"]) for s in SETS)
-        seconds = sum(float(report["sets"][s]["seconds"]) for s in SETS)
-    except (KeyError, TypeError, ValueError) as err:
-        raise SubmissionError(
-            f"{name} lacks sets.<pristine|degraded>.images/seconds ({type(err).__name__}: {err})"
-        ) from None
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise SubmissionError(f"{name} gives {seconds} prediction seconds in total; expected a positive number")
-    return images / seconds
+        raise SubmissionError(f"the worker's {path.name} file gives ingestionElapsedTime {value!r}; expected a "
+                              "positive number of seconds")
+    return seconds
+
+
+def images_per_second(report: dict, images: int, worker_seconds: float | None = None,
+                      name: str = "run_report.json") -> float:
+    """Reference images (both sets) per second: over the worker's elapsed time when known (CodaBench: whole-step
+    throughput), else over the run report's prediction seconds (the ingestion supervisor's own clock)."""
+    seconds = set_seconds(report, name)
+    return images / (worker_seconds if worker_seconds is not None else seconds)
