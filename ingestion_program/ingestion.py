@@ -154,7 +154,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
         model_dir = check_inputs(state, program_dir, temp_dir, console)
         requirements = prepare_requirements(state, model_dir, budget, console)
         budget.check()
-        start_model(state, model_dir, requirements, temp_dir, workers, console)
+        start_model(state, model_dir, requirements, temp_dir, budget, workers, console)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
             for set_name in SETS:
                 state.stage = f"predicting the {set_name} set"
@@ -221,7 +221,8 @@ def prepare_requirements(state: Run, model_dir: Path, budget: TimeBudget, consol
     return section
 
 
-def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path, workers: int, console) -> None:
+def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path, budget: TimeBudget, workers: int,
+                console) -> None:
     """Start the model's process and load the Model in it; SubmissionError when loading fails."""
     state.stage = "loading the submission"
     options = state.options
@@ -232,6 +233,7 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     slot_bytes = max(64 * 2**20, options.batch_size * 2**20)
     load_started = time.monotonic()
     state.model = ModelProcess(model_dir, state.log, env, slot_bytes)
+    budget.check()  # expired before the process existed: the watchdog had nothing to kill
     state.model.send({"load": {"model_path": str(model_dir / "model.py"), "requirements": requirements["entries"],
                                "seed": options.seed, "memory_limit_mb": options.memory_limit_mb}})
     answer = state.model.receive()

@@ -203,6 +203,7 @@ def main(requests: Connection, argv: list[str]) -> None:
     """requests: the request pipe (the bootstrap read this module from it); argv: answer fd, shared-memory fd,
     slot size in bytes."""
     answers_fd, pixels_fd, slot_bytes = (int(value) for value in argv)
+    _die_with_supervisor()
     pixels = mmap.mmap(pixels_fd, 0, prot=mmap.PROT_READ)
     runner = Runner(requests, Connection(answers_fd, readable=False), pixels, slot_bytes)
     try:
@@ -217,6 +218,16 @@ def main(requests: Connection, argv: list[str]) -> None:
         finally:
             _flush_and_exit(EXIT_OUT_OF_MEMORY)
     _flush_and_exit(0)
+
+
+def _die_with_supervisor() -> None:
+    """Linux: SIGKILL this process if the supervisor dies first (killed by the platform's own time limit)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
 
 
 def _flush_and_exit(code: int) -> None:
