@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import machine_facts
 import process_tree
-import run_report
 from model_outputs import PredictionError, normalise
 from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
 from output_files import (PREDICTIONS, RUN_REPORT, SETS, SUBMISSION_LOG, remove_foreign, snapshot, write_predictions,
                           write_report)
 from reference_guard import ReferenceExposedError, check_no_reference
+from run_report import ERRORS_SHOWN, RunReport, SetFigures
 from requirements_check import check_requirements, install_missing
 from submission_loader import SubmissionError, check_requirements_size, find_model_dir, unpack_zip
 from time_budget import BudgetExceeded, TimeBudget
@@ -87,7 +88,9 @@ class Run:
     output_dir: Path
     submission: Path
     options: Options
-    report: dict
+    workers: int
+    facts: dict = field(default_factory=dict)  # RunReport fields learnt along the way (model_dir, device, ...)
+    report: RunReport | None = None  # the record written at the end
     stage: str = "starting"
     results: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
@@ -128,7 +131,7 @@ def run(input_dir, output_dir, program_dir, submission, *, console=None, **optio
                                                                                   submission))
     process_tree.guard_supervisor()
     before = prepare_output(output_dir)
-    state = Run(input_dir, output_dir, submission, options, new_report(submission, options, workers))
+    state = Run(input_dir, output_dir, submission, options, workers)
     budget = TimeBudget(options.budget_seconds, lambda: state.model and state.model.kill(), state.started).start()
     temp_dir = Path(tempfile.mkdtemp(prefix="wbc_ingestion_"))
     try:
@@ -140,12 +143,13 @@ def run(input_dir, output_dir, program_dir, submission, *, console=None, **optio
         raise
     finish(state, before, temp_dir, budget)
     write_outputs(state, status, reason)
-    say(console, f"{status}: {reason}" if reason else summary(state.report, output_dir))
-    for warning in state.report["warnings"]:
+    report = state.report
+    say(console, f"{status}: {reason}" if reason else summary(report, output_dir))
+    for warning in report.warnings:
         say(console, f"warning: {warning}")
-    if state.report.get("traceback"):
-        print(state.report["traceback"], file=console, end="")
-    return state.report
+    if report.traceback:
+        print(report.traceback, file=console, end="")
+    return report.to_dict()
 
 
 def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, workers: int, console) -> tuple:
@@ -162,7 +166,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
         return judge_error_rate(state)
     except (SubmissionError, InputDataError, ReferenceExposedError) as exc:
         if getattr(exc, "traceback", None):
-            state.report["traceback"] = exc.traceback
+            state.facts["traceback"] = exc.traceback
         return "failed", str(exc)
     except RunStopped as exc:
         return "failed", str(exc)
@@ -180,7 +184,7 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console) -> Path
     if submission.is_file():
         submission = unpack_zip(submission, temp_dir / "submission", state.options.max_unpacked_mb * 2**20)
     model_dir, note = find_model_dir(submission)
-    state.report["model_dir"] = str(model_dir)
+    state.facts["model_dir"] = str(model_dir)
     if note:
         say(console, note)
         state.warnings.append(note)
@@ -189,8 +193,6 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console) -> Path
         raise InputDataError(f"input folder not found: {state.input_dir} (locally, `make bundle-data` builds the "
                              "demo data)")
     state.entries = {s: list_images(state.input_dir / f"{s}.zip", s) for s in SETS}
-    for set_name in SETS:
-        state.report["sets"][set_name]["images"] = len(state.entries[set_name])
     say(console, f"{len(state.entries['pristine'])} pristine and {len(state.entries['degraded'])} degraded images; "
                  f"submission {model_dir}")
     return model_dir
@@ -202,7 +204,7 @@ def prepare_requirements(state: Run, model_dir: Path, budget: TimeBudget, consol
     state.stage = "checking requirements.txt"
     path = model_dir / "requirements.txt"
     install = state.options.install_requirements
-    section = state.report["requirements"] = {"file": None, "install_enabled": install, "entries": []}
+    section = state.facts["requirements"] = {"file": None, "install_enabled": install, "entries": []}
     if not path.is_file():
         return section
     check_requirements_size(path)
@@ -241,13 +243,13 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
         raise SubmissionError(str(answer["failed"]), answer.get("traceback"))
     loaded = answer.get("loaded") or {}
     state.warnings += [str(w) for w in loaded.get("warnings", [])]
-    report = state.report
-    report["load_seconds"] = round(time.monotonic() - load_started, 3)
-    report["prediction_mode"] = "predict_batch" if loaded.get("mode") == "predict_batch" else "predict"
-    report["device"] = str(loaded.get("device", "cpu"))
-    report["torch_version"] = loaded.get("torch_version")
-    say(console, f"model loaded in {report['load_seconds']:.1f} s; predicting with {report['prediction_mode']} "
-                 f"(batch size {options.batch_size}, {workers} decoding threads), device {report['device']}")
+    facts = state.facts
+    facts["load_seconds"] = round(time.monotonic() - load_started, 3)
+    facts["prediction_mode"] = "predict_batch" if loaded.get("mode") == "predict_batch" else "predict"
+    facts["device"] = str(loaded.get("device", "cpu"))
+    facts["torch_version"] = loaded.get("torch_version")
+    say(console, f"model loaded in {facts['load_seconds']:.1f} s; predicting with {facts['prediction_mode']} "
+                 f"(batch size {options.batch_size}, {workers} decoding threads), device {facts['device']}")
 
 
 def predict_set(state: Run, set_name: str, pool: ThreadPoolExecutor, workers: int, console) -> None:
@@ -366,7 +368,7 @@ def finish(state: Run, before: set, temp_dir: Path, budget: TimeBudget) -> None:
         if leftovers:
             state.warnings.append(f"{leftovers} processes the submission started were still running; killed")
     removed = remove_foreign(state.output_dir, before)
-    state.report["unexpected_output_files"] = removed[:50]
+    state.facts["unexpected_output_files"] = removed[:50]
     if removed:
         state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
                               "written): " + ", ".join(removed[:5]))
@@ -384,65 +386,62 @@ def prepare_output(output_dir: Path) -> set:
     return snapshot(output_dir)
 
 
-def new_report(submission: Path, options: Options, workers: int) -> dict:
-    """The report's fields known before the run starts."""
-    budget = options.budget_seconds if options.budget_seconds and options.budget_seconds > 0 else None
-    return {"status": None, "reason": None, "submission": str(submission), "device": "cpu", "peak_memory_mb": 0.0,
-            "sets": {s: {"images": 0, "predicted": 0, "errors": 0, "seconds": 0.0, "images_per_second": 0.0}
-                     for s in SETS},
-            "errors": [], "budget_seconds": budget, "total_seconds": 0.0, "max_error_rate": options.max_error_rate,
-            "fail_fast_images": options.fail_fast_images, "batch_size": options.batch_size, "workers": workers,
-            "memory_limit_mb": options.memory_limit_mb, "seed": options.seed, "phase": options.phase}
-
-
-def set_figures(state: Run, now: float) -> tuple[int, float]:
-    """Fill each set's counts and seconds (the supervisor's own clock); (images processed, seconds) in all."""
-    processed_total, seconds_total = 0, 0.0
+def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
+    """Each set's counts and seconds, on the supervisor's own clock."""
+    figures = {}
     for set_name in SETS:
-        stats = state.report["sets"][set_name]
-        stats["predicted"] = sum(1 for key in state.results if key[0] == set_name)
-        stats["errors"] = sum(1 for error in state.errors if error["set"] == set_name)
+        predicted = sum(1 for key in state.results if key[0] == set_name)
+        errors = sum(1 for error in state.errors if error["set"] == set_name)
         start, end = state.set_times.get(set_name, (now, now))
         seconds = (end or now) - start
         # microseconds: scoring divides images by these, and a tiny set can take under a millisecond
-        stats["seconds"] = round(seconds, 6)
-        processed = stats["predicted"] + stats["errors"]
-        stats["images_per_second"] = round(processed / seconds, 3) if seconds > 0 else 0.0
-        processed_total += processed
-        seconds_total += seconds
-    return processed_total, seconds_total
+        figures[set_name] = SetFigures(len(state.entries.get(set_name, ())), predicted, errors, round(seconds, 6),
+                                       round((predicted + errors) / seconds, 3) if seconds > 0 else 0.0)
+    return figures
+
+
+def build_report(state: Run, status: str, reason: str | None, predictions_written: bool,
+                 probabilities: bool | None) -> RunReport:
+    """The run's record, from its results so far and the facts learnt along the way."""
+    now, options = time.monotonic(), state.options
+    sets = set_figures(state, now)
+    processed = sum(f.predicted + f.errors for f in sets.values())
+    seconds = sum(f.seconds for f in sets.values())
+    own_peak, model_peak = machine_facts.peak_memory_mb()
+    log = state.log
+    return RunReport(
+        status=status, reason=reason, submission=str(state.submission), sets=sets,
+        errors=state.errors[:ERRORS_SHOWN], errors_total=len(state.errors),
+        error_rate=round(len(state.errors) / state.total, 6) if state.total else None,
+        images_per_second=round(processed / seconds, 3) if seconds > 0 else 0.0,
+        total_seconds=round(now - state.started, 3),
+        budget_seconds=options.budget_seconds if options.budget_seconds and options.budget_seconds > 0 else None,
+        max_error_rate=options.max_error_rate, fail_fast_images=options.fail_fast_images,
+        batch_size=options.batch_size, workers=state.workers, memory_limit_mb=options.memory_limit_mb,
+        seed=options.seed, phase=options.phase, warnings=state.warnings[:WARNINGS_SHOWN],
+        batch_fallbacks=state.batch_fallbacks, predictions_written=predictions_written, probabilities=probabilities,
+        submission_log=None if log is None else {"file": SUBMISSION_LOG, "bytes_printed": log.total_bytes,
+                                                 "truncated": log.truncated},
+        peak_memory_mb=round(model_peak, 1), peak_memory_supervisor_mb=round(own_peak, 1),
+        **state.facts, **machine_facts.environment())
 
 
 def write_outputs(state: Run, status: str, reason: str | None) -> None:
     """predictions.csv (once predicting started), then run_report.json last."""
-    report, now = state.report, time.monotonic()
-    processed, seconds = set_figures(state, now)
-    own_peak, model_peak = run_report.peak_memory_mb()
-    images = state.total
-    report.update(
-        status=status, reason=reason, peak_memory_mb=round(model_peak, 1), peak_memory_supervisor_mb=round(own_peak, 1),
-        errors=state.errors[:run_report.ERRORS_SHOWN], errors_total=len(state.errors),
-        error_rate=round(len(state.errors) / images, 6) if images else None,
-        images_per_second=round(processed / seconds, 3) if seconds > 0 else 0.0,
-        warnings=state.warnings[:WARNINGS_SHOWN], batch_fallbacks=state.batch_fallbacks,
-        total_seconds=round(now - state.started, 3), **run_report.environment(report.get("torch_version")))
-    if state.log is not None:
-        report["submission_log"] = {"file": SUBMISSION_LOG, "bytes_printed": state.log.total_bytes,
-                                    "truncated": state.log.truncated}
-    report["predictions_written"] = state.with_predictions
+    probabilities = None
     if state.with_predictions:
-        report["probabilities"] = write_predictions(state.output_dir / PREDICTIONS, state.results)
-    write_report(state.output_dir / RUN_REPORT, report)
+        probabilities = write_predictions(state.output_dir / PREDICTIONS, state.results)
+    state.report = build_report(state, status, reason, state.with_predictions, probabilities)
+    write_report(state.output_dir / RUN_REPORT, state.report.to_dict())
 
 
 def say(console, message: str) -> None:
     print(f"[ingestion] {message}", file=console, flush=True)
 
 
-def summary(report: dict, output_dir: Path) -> str:
-    sets = report["sets"]
-    return (f"ok: {sets['pristine']['predicted']} pristine + {sets['degraded']['predicted']} degraded predictions, "
-            f"{report['errors_total']} errors, {report['images_per_second']:.1f} images/s "
+def summary(report: RunReport, output_dir: Path) -> str:
+    return (f"ok: {report.sets['pristine'].predicted} pristine + {report.sets['degraded'].predicted} degraded "
+            f"predictions, {report.errors_total} errors, {report.images_per_second:.1f} images/s "
             f"-> {output_dir / PREDICTIONS}")
 
 

@@ -132,3 +132,9 @@ def test_run_in_process_returns_the_report_it_writes(tmp_path):
     assert report["status"] == "ok" and report["budget_seconds"] is None
     assert (tmp_path / "out" / "predictions.csv").read_text().count("VLY") == 6
     assert (tmp_path / "out" / "submission_output.log").read_text() == "loaded\n"
+
+
+def test_the_scorer_reads_the_run_report_with_the_same_record():
+    """Each program folder is self-contained, so the record is copied; the copies must not drift."""
+    assert (REPO / "scoring_program" / "run_report.py").read_text() == (
+        REPO / "ingestion_program" / "run_report.py").read_text()
