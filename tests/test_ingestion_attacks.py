@@ -4,7 +4,6 @@ One test per row of the attack table in pages/starting_kit.md (issue 9), plus th
 end and the submission-zip checks. Every run is `ingestion.py` as a subprocess on tiny generated zips.
 """
 import os
-import signal
 import time
 import zipfile
 from pathlib import Path
