@@ -424,3 +424,18 @@ def test_fails_with_exact_message(outcomes, name):
     assert "Traceback" not in run.stderr
     # the fixture left a stale scores.json there: a failed run must remove it and write nothing
     assert not (out / "scores.json").exists() and not (out / "detailed_results.html").exists()
+
+
+def test_the_local_run_scores_the_phase_ingestion_ran(tmp_path, monkeypatch, capsys):
+    """`ingestion.py --phase test && score.py`: the scorer takes the phase from the run report."""
+    import score as score_module
+
+    source = write_input(tmp_path / "made", REFERENCE, PREDICTIONS, {**REPORT, "phase": "test"})
+    (tmp_path / "repo" / "output").mkdir(parents=True)
+    (source / "res").rename(tmp_path / "repo" / "output" / "res")
+    (tmp_path / "repo" / "reference_data").mkdir()
+    (source / "ref").rename(tmp_path / "repo" / "reference_data" / "test")
+    monkeypatch.setattr(score_module, "REPO", tmp_path / "repo")
+    assert score_module.main(["--bootstrap", "5"]) == 0
+    assert "against reference_data/test (the phase of the ingestion run; --phase overrides)" in capsys.readouterr().out
+    assert score_module.main(["--phase", "eval", "--bootstrap", "5"]) == 1  # no eval reference in this tree
