@@ -53,7 +53,8 @@ ENVIRONMENT = """environment variables (an option given on the command line wins
   WBC_FAIL_FAST_IMAGES     stop when this many first images all failed, default 64 (0: never)
   WBC_BATCH_SIZE           images per predict_batch call, default 32
   WBC_WORKERS              JPEG decoding threads, default: the usable cores (at most 8)
-  WBC_MEMORY_LIMIT_MB      address-space limit of the model's process in MB, default none
+  WBC_MEMORY_LIMIT_MB      address-space limit (RLIMIT_AS) of the model's process in MB, default none;
+                           CUDA reserves a large address space: leave it unset on a GPU
   WBC_MAX_UNPACKED_MB      largest total size a submission zip may unpack to, default 4096
   WBC_INSTALL_REQUIREMENTS 1: pip-install allowed packages missing from the submission's requirements.txt
   WBC_ALLOWED_PACKAGES     comma-separated package names that may be installed (replaces the built-in list)
