@@ -11,8 +11,8 @@ for every measurement. Each repeat runs both, each in a fresh process so that bo
       part alone on tensors resized beforehand (normalise, TTA views, network, softmax under inference_mode);
   (b) the real ingestion program, `python ingestion_program/ingestion.py INPUT OUTPUT PROGRAM SUBMISSION`: the run
       report's per-set seconds (predicting, without loading the model) and the process's wall time.
-The ratio (b)/(a) is the overhead of ingestion's plumbing (reading the zips, JPEG decoding, batching, checking
-and recording outputs). Figures are the fastest of the repeats (the least disturbed by other processes).
+The ratio (b)/(a) is the overhead of ingestion's plumbing (reading the zips, JPEG decoding, batching, sending the
+pixels to the model's own process through shared memory, checking and recording outputs). Figures are the fastest of the repeats (the least disturbed by other processes).
 """
 import argparse
 import json
@@ -103,14 +103,13 @@ def copy_first_images(source, target, per_set):
 
 
 def load_model(folder):
-    """The submission's Model, imported by path as ingestion does, loaded."""
-    import importlib.util
+    """The submission's Model, imported by path and loaded with the ingestion's own loader (as its model process
+    does)."""
+    from submission_loader import build_model, import_model_module
 
-    spec = importlib.util.spec_from_file_location("bench_model", folder / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
-    model.load()
+    sys.path.insert(0, str(folder))
+    module = import_model_module(folder / "model.py")
+    model, _ = build_model(module)
     return module, model
 
 

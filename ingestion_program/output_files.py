@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 from model_outputs import CLASSES
@@ -39,3 +40,38 @@ def write_predictions(path, results):
 
 def write_report(path, report):
     write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+
+
+def snapshot(folder: Path) -> set[str]:
+    """Relative paths of everything under folder (symlinks listed, never followed)."""
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            found.add(os.path.relpath(os.path.join(root, name), folder))
+    return found
+
+
+def remove_foreign(folder: Path, before: set[str]) -> list[str]:
+    """Remove every symlink, and everything that was not there before the run, from folder; the removed paths.
+
+    Runs once the model's processes are gone, before the final write: nothing the submission left (a forged
+    predictions file, a `metadata` file the worker would refuse, a link to a system file) is handed on.
+    """
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            relative = os.path.relpath(path, folder)
+            if path.is_symlink() or relative not in before or not (path.is_file() or path.is_dir()):
+                removed += _remove(path, relative)
+        dirs[:] = [d for d in dirs if (Path(root) / d).is_dir() and not (Path(root) / d).is_symlink()]
+    return sorted(removed)
+
+
+def _remove(path: Path, relative: str) -> list[str]:
+    if path.is_dir() and not path.is_symlink():
+        inside = [os.path.join(relative, p) for p in snapshot(path) if not (path / p).is_dir() or (path / p).is_symlink()]
+        shutil.rmtree(path, ignore_errors=True)
+        return inside or [relative + "/"]
+    path.unlink(missing_ok=True)
+    return [relative]

@@ -1,48 +1,75 @@
-"""Facts for the run report that come from the machine: device, versions, peak memory."""
-import os
-import platform
-import sys
+"""The run report (run_report.json) as one typed record: what the ingestion supervisor writes, field by field.
 
-import numpy
-import PIL
-
-try:
-    import resource
-except ImportError:  # Windows: psutil (imported only there) gives the peak working set instead
-    resource = None
+Field names are a contract (the scorer, the pages, participants' own scripts read them): fields may be added,
+never renamed. scoring_program/run_report.py is a byte-for-byte copy (each program folder is self-contained;
+tests/test_ingestion_units.py compares them). Every field but `status` has a default, so a report written by an
+older version, or by hand in a test, still reads.
+"""
+from dataclasses import asdict, dataclass, field, fields
 
 ERRORS_SHOWN = 100
 
 
-def torch_module():
-    """torch if the submission imported it: ingestion never pays torch's import time for a model without it."""
-    return sys.modules.get("torch")
+@dataclass(frozen=True)
+class SetFigures:
+    """One test set: its images, how many got a prediction or an error, and the supervisor's seconds on it."""
+    images: int = 0
+    predicted: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    images_per_second: float = 0.0
 
 
-def device():
-    """'cuda:<name>' when the submission uses torch and a GPU is visible, else 'cpu'."""
-    torch = torch_module()
-    try:
-        if torch is not None and torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)}"
-    except Exception:  # a broken CUDA set-up is reported as CPU, it must not fail the run
-        pass
-    return "cpu"
+@dataclass(frozen=True)
+class RunReport:
+    """Everything one ingestion run reports; `status` is "ok" or "failed" and `reason` says why it failed."""
+    status: str
+    reason: str | None = None
+    submission: str | None = None
+    sets: dict[str, SetFigures] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)  # the first ERRORS_SHOWN per-image errors: set, image_id, error
+    errors_total: int = 0
+    error_rate: float | None = None
+    images_per_second: float = 0.0
+    total_seconds: float = 0.0
+    budget_seconds: float | None = None
+    max_error_rate: float | None = None
+    fail_fast_images: int | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    memory_limit_mb: int | None = None
+    seed: int | None = None
+    phase: str | None = None  # the local run's phase (None on CodaBench)
+    warnings: list[str] = field(default_factory=list)
+    batch_fallbacks: int = 0
+    unexpected_output_files: list[str] = field(default_factory=list)
+    predictions_written: bool = False
+    probabilities: bool | None = None  # whether predictions.csv has probability columns
+    model_dir: str | None = None
+    load_seconds: float | None = None
+    prediction_mode: str | None = None
+    device: str = "cpu"
+    requirements: dict | None = None
+    submission_log: dict | None = None
+    traceback: str | None = None
+    peak_memory_mb: float = 0.0  # the model's process
+    peak_memory_supervisor_mb: float = 0.0
+    python_version: str | None = None
+    numpy_version: str | None = None
+    pillow_version: str | None = None
+    torch_version: str | None = None
+    platform: str | None = None
+    cpu_count: int | None = None
 
+    def to_dict(self) -> dict:
+        return asdict(self)
 
-def environment():
-    torch = torch_module()
-    return {"python_version": platform.python_version(), "numpy_version": numpy.__version__,
-            "pillow_version": PIL.__version__, "torch_version": getattr(torch, "__version__", None),
-            "platform": platform.platform(), "cpu_count": os.cpu_count()}
-
-
-def peak_memory_mb():
-    """(this process, its finished children) peak resident memory in MB."""
-    if resource is None:
-        import psutil
-
-        return psutil.Process().memory_info().peak_wset / 2**20, 0.0
-    scale = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss is bytes on macOS, KiB on Linux
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale)
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunReport":
+        """The record from run_report.json's dict; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        set_keys = {f.name for f in fields(SetFigures)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["sets"] = {name: SetFigures(**{k: v for k, v in figures.items() if k in set_keys})
+                          for name, figures in (data.get("sets") or {}).items()}
+        return cls(**values)

@@ -1,4 +1,8 @@
-"""Finds a submission's model.py, imports it by path, and builds a loaded Model, with a clear message on failure."""
+"""Finds a submission's model.py, imports it by path, and builds a loaded Model, with a clear message on failure.
+
+The zip and folder checks run in the ingestion supervisor; the import and the Model are built in the model's own
+process (model_runner.py), which receives this module's source.
+"""
 import importlib.util
 import sys
 import traceback
@@ -22,17 +26,52 @@ class SubmissionError(Exception):
         self.traceback = traceback_tail
 
 
-def unpack_zip(zip_path, into):
-    """Local convenience: a submission given as a zip is unpacked into `into` first."""
+REQUIREMENTS_MAX_BYTES, REQUIREMENTS_MAX_LINES = 1_000_000, 1_000
+UTF8_FLAG = 0x800
+
+
+def unpack_zip(zip_path: Path, into: Path, max_bytes: int) -> Path:
+    """Local convenience: a submission given as a zip is checked (names, total size) and unpacked into `into`."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
+            _check_zip_members(zip_path, archive.infolist(), max_bytes)
             archive.extractall(into)  # zipfile drops absolute paths and '..' components
     except zipfile.BadZipFile as exc:
         raise SubmissionError(f"the submission {zip_path} is not a valid zip file ({exc})") from None
+    except UnicodeDecodeError:  # a name flagged UTF-8 that is not
+        raise SubmissionError(f"the submission zip {zip_path} has a file name that is not valid UTF-8; "
+                              "rename the file or zip it again with a current zip tool") from None
     return Path(into)
 
 
-def find_model_dir(submission_dir):
+def _check_zip_members(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: int) -> None:
+    """Refuse names that are not UTF-8 and archives that unpack to more than max_bytes (a zip bomb)."""
+    for info in members:
+        if not info.flag_bits & UTF8_FLAG:  # zipfile read the name as cp437: its raw bytes must still be UTF-8
+            try:
+                info.orig_filename.encode("cp437").decode("utf-8")
+            except UnicodeError:
+                raise SubmissionError(f"the submission zip {zip_path} has a file name that is not valid UTF-8 "
+                                      f"({info.orig_filename!r}); rename the file or zip it again with a current "
+                                      "zip tool") from None
+    total = sum(info.file_size for info in members)
+    if total > max_bytes:
+        raise SubmissionError(f"the submission zip {zip_path} unpacks to {total / 2**20:,.0f} MB, more than the "
+                              f"{max_bytes / 2**20:,.0f} MB allowed (WBC_MAX_UNPACKED_MB)")
+
+
+def check_requirements_size(path: Path) -> None:
+    """Refuse a requirements.txt too large to be a list of packages."""
+    size = path.stat().st_size
+    lines = len(path.read_bytes().splitlines()) if size <= REQUIREMENTS_MAX_BYTES else None
+    if size > REQUIREMENTS_MAX_BYTES or lines > REQUIREMENTS_MAX_LINES:
+        raise SubmissionError(f"requirements.txt is too large ({size:,} bytes"
+                              + (f", {lines:,} lines" if lines else "")
+                              + f"; at most {REQUIREMENTS_MAX_BYTES:,} bytes and {REQUIREMENTS_MAX_LINES:,} lines): "
+                              "list only the packages model.py imports")
+
+
+def find_model_dir(submission_dir: Path) -> tuple[Path, str | None]:
     """(folder holding model.py, note or None); one enclosing folder (a zipped folder) is accepted and noted."""
     submission_dir = Path(submission_dir)
     if not submission_dir.is_dir():
@@ -53,7 +92,7 @@ def find_model_dir(submission_dir):
                           "put model.py at the top of your zip")
 
 
-def import_model_module(model_path, requirements=()):
+def import_model_module(model_path: Path, requirements: list[dict] = ()) -> object:
     """Import model.py by path under a private module name (its folder must already be on sys.path)."""
     spec = importlib.util.spec_from_file_location(MODULE_NAME, model_path)
     module = importlib.util.module_from_spec(spec)
@@ -65,13 +104,15 @@ def import_model_module(model_path, requirements=()):
         if exc.name is None or (Path(model_path).parent / exc.name.split(".")[0]).exists():
             raise _failure("importing model.py raised", exc) from None
         raise SubmissionError(_missing_package_message(exc.name, requirements), _tail(exc)) from None
-    except (Exception, SystemExit) as exc:
+    except MemoryError:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit included
         sys.modules.pop(MODULE_NAME, None)
         raise _failure("importing model.py raised", exc) from None
     return module
 
 
-def build_model(module):
+def build_model(module: object) -> tuple[object, list[str]]:
     """Model() then load(); returns the instance and warnings (a missing load() is not fatal)."""
     model_class = getattr(module, "Model", None)
     if model_class is None:
@@ -83,7 +124,9 @@ def build_model(module):
         raise SubmissionError(f"Model in model.py is a {type(model_class).__name__}, not a class")
     try:
         model = model_class()
-    except (Exception, SystemExit) as exc:
+    except MemoryError:
+        raise
+    except BaseException as exc:
         raise _failure("Model() raised", exc) from None
     if not callable(getattr(model, "predict", None)) and not callable(getattr(model, "predict_batch", None)):
         raise SubmissionError("Model has neither predict(image) nor predict_batch(images)")
@@ -91,14 +134,16 @@ def build_model(module):
     if callable(getattr(model, "load", None)):
         try:
             model.load()
-        except (Exception, SystemExit) as exc:
+        except MemoryError:
+            raise
+        except BaseException as exc:
             raise _failure("Model.load() raised", exc) from None
     else:
         warnings.append("Model has no load() method; nothing was loaded before predicting")
     return model, warnings
 
 
-def describe_exception(exc):
+def describe_exception(exc: BaseException) -> str:
     """'ValueError: message (model.py:12)': the exception and the last frame in the submission's own code."""
     text = f"{type(exc).__name__}: {exc}".rstrip(": ")
     frames = [f for f in traceback.extract_tb(exc.__traceback__)

@@ -98,11 +98,12 @@ class ZipReader:
 
 
 def decode_chunk(reader, entries):
-    """[(entry, image, None) or (entry, None, error message)] for consecutive entries."""
+    """[(entry, RGB pixels as a height x width x 3 uint8 array, None) or (entry, None, error message)] for
+    consecutive entries."""
     decoded = []
     for entry in entries:
         try:
-            decoded.append((entry, decode(reader.read(entry.member)), None))
+            decoded.append((entry, np.asarray(decode(reader.read(entry.member))), None))
         except UnidentifiedImageError:  # its message holds a memory address, useless to a participant
             decoded.append((entry, None, f"unreadable image {entry.member}: not an image format Pillow can read"))
         except Exception as exc:  # any decoder failure is this image's error, never the run's

@@ -23,11 +23,16 @@ def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS
 
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS) -> float:
-    """Top-label ECE: sum over bins of (bin share of images) x |accuracy - confidence|."""
+    """Top-label ECE: sum over bins of (bin share of images) x |accuracy - confidence|; NaN for no images."""
+    if len(y_true) == 0:
+        return float("nan")
     bins = reliability_bins(probs, y_true, n_bins)
     return float(np.sum(bins["count"] / len(y_true) * np.abs(bins["accuracy"] - bins["confidence"])))
 
 
 def brier_score(probs: np.ndarray, y_true: np.ndarray) -> float:
-    """Multiclass Brier score: mean over images of sum over the 13 classes of (p - 1[class is true])^2, in [0, 2]."""
+    """Multiclass Brier score: mean over images of sum over the 13 classes of (p - 1[class is true])^2, in [0, 2];
+    NaN for no images (a run whose every image of a set failed)."""
+    if len(y_true) == 0:
+        return float("nan")
     return float(brier_score_loss(y_true, probs, labels=np.arange(len(CLASSES)), scale_by_half=False))

@@ -10,16 +10,19 @@ and images_per_second is a leaderboard column.
 """
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
-from report_reader import images_per_second, load_run_report, predict_failures
+from report_reader import images_per_second, load_run_report, predict_failures, worker_elapsed_seconds
 from scoring_errors import ScoringError, SubmissionError
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT_FILES = ("scores.json", "detailed_results.html")
+WORKER_METADATA = "metadata"  # written by CodaBench's worker into the prediction output
+PHASES = ("eval", "test")
 
 
 def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None, seed: int = 0) -> dict:
@@ -39,7 +42,7 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
             "(it writes the report last, also when it fails), so the predictions cannot be trusted"
         )
     table = read_predictions(predictions_path, reference, predict_failures(report) if report else NO_FAILURES)
-    speed = images_per_second(report)
+    speed = images_per_second(report, len(reference), worker_elapsed_seconds(res_dir / WORKER_METADATA))
 
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP
@@ -50,10 +53,29 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     scores = compute_scores(figures, speed)
     details = analyse(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
     page = render(scores, details)
+    text = scores_json(scores)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "detailed_results.html").write_text(page, encoding="utf-8")
-    (out_dir / "scores.json").write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "scores.json").write_text(text, encoding="utf-8")
     return scores
+
+
+def scores_json(scores: dict) -> str:
+    """scores.json's text; a score that is not a finite number is an error, never `NaN` or `Infinity` in the file."""
+    bad = [key for key, value in scores.items() if not math.isfinite(value)]
+    if bad:
+        raise ScoringError(f"scores {', '.join(bad)} are not finite numbers ({', '.join(repr(scores[k]) for k in bad)});"
+                           " no scores.json was written")
+    return json.dumps(scores, indent=2, allow_nan=False) + "\n"
+
+
+def local_phase(res_dir: Path) -> str:
+    """The phase the local ingestion run used (its run report's `phase`), else eval."""
+    try:
+        phase = json.loads((res_dir / "run_report.json").read_text(encoding="utf-8")).get("phase")
+    except (OSError, ValueError, AttributeError):
+        return "eval"
+    return phase if phase in PHASES else "eval"
 
 
 def format_row(scores: dict) -> str:
@@ -65,12 +87,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", type=Path, help="CodaBench input folder holding ref/ and res/")
     parser.add_argument("output", nargs="?", type=Path, help="folder for scores.json and detailed_results.html")
-    parser.add_argument("--phase", choices=("eval", "test"), default="eval",
-                        help="reference phase of the no-argument local run (default: eval)")
+    parser.add_argument("--phase", choices=PHASES, default=None,
+                        help="reference phase of the no-argument local run (default: the phase of the local "
+                             "ingestion run, from output/res/run_report.json; else eval)")
     parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap replicates (default: 1000)")
     args = parser.parse_args(argv)
     if args.input is None:
-        res_dir, ref_dir = REPO / "output" / "res", REPO / "reference_data" / args.phase
+        res_dir = REPO / "output" / "res"
+        phase = args.phase or local_phase(res_dir)
+        ref_dir = REPO / "reference_data" / phase
+        print(f"Local run: scoring {res_dir} against reference_data/{phase}"
+              + ("" if args.phase else " (the phase of the ingestion run; --phase overrides)"))
     else:
         res_dir, ref_dir = args.input / "res", args.input / "ref"
     out_dir = args.output or REPO / "output" / "scores"

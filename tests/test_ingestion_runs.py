@@ -192,7 +192,8 @@ JUNK_ERRORS = [
     "predict returned probabilities that sum to 0",
     "predict returned a single int value (expected a label, a {label: probability} dict or 13 probabilities in "
     "CLASSES order)",
-    "predict returned unknown label 'sne' (expected one of BA, BL, BNE, EO, LY, MMY, MO, MY, PC, PLY, PMY, SNE, VLY)",
+    "predict returned unknown label 'sne'; labels are case-sensitive: did you mean 'SNE'? (expected one of BA, BL, BNE, "
+    "EO, LY, MMY, MO, MY, PC, PLY, PMY, SNE, VLY)",
     "predict returned probabilities containing NaN or infinity",
     "predict returned 2x13 values (expected a label, a {label: probability} dict or 13 probabilities in CLASSES "
     "order)",
@@ -271,12 +272,13 @@ def test_a_model_printing_megabytes_goes_to_a_capped_log(tmp_path):
 
 
 def test_files_the_model_writes_into_the_output_are_overwritten_and_listed(tmp_path):
+    # The model's process does not get the output path; it reads it from the supervisor's command line.
     model = """
-    import sys
+    import os
     from pathlib import Path
     class Model:
         def load(self):
-            out = Path(sys.argv[2])
+            out = Path(open(f"/proc/{os.getppid()}/cmdline").read().split("\\0")[3])
             (out / "predictions.csv").write_text("image_id,set,label\\nforged,pristine,BA\\n")
             (out / "run_report.json").write_text("{}")
             (out / "notes.txt").write_text("hi")
@@ -287,8 +289,8 @@ def test_files_the_model_writes_into_the_output_are_overwritten_and_listed(tmp_p
     assert done.returncode == 0
     assert "forged" not in (output / "predictions.csv").read_text()
     assert report["unexpected_output_files"] == ["notes.txt", "predictions.csv", "run_report.json"]
-    assert report["warnings"] == ["the submission wrote into the output folder (overwritten or ignored): notes.txt, "
-                                  "predictions.csv, run_report.json"]
+    assert report["warnings"] == ["the submission wrote into the output folder (removed before the outputs were "
+                                  "written): notes.txt, predictions.csv, run_report.json"]
 
 
 @pytest.mark.parametrize("source, extra, reason", [

@@ -84,7 +84,7 @@ def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path, parts):
     assert [len(b) for b in batches] == [4, 4, 4, 4, 4, 3]
     decoded = [item for batch in batches for item in batch]
     assert [entry.image_id for entry, _, _ in decoded] == [e.image_id for e in entries]
-    assert all(abs(image.getpixel((3, 3))[0] - 10 * i) <= 3 for i, (_, image, _) in enumerate(decoded))
+    assert all(abs(int(pixels[3, 3, 0]) - 10 * i) <= 3 for i, (_, pixels, _) in enumerate(decoded))
 
 
 def test_requirement_lines_comments_continuations_and_odd_lines(tmp_path):
@@ -132,3 +132,9 @@ def test_run_in_process_returns_the_report_it_writes(tmp_path):
     assert report["status"] == "ok" and report["budget_seconds"] is None
     assert (tmp_path / "out" / "predictions.csv").read_text().count("VLY") == 6
     assert (tmp_path / "out" / "submission_output.log").read_text() == "loaded\n"
+
+
+def test_the_scorer_reads_the_run_report_with_the_same_record():
+    """Each program folder is self-contained, so the record is copied; the copies must not drift."""
+    assert (REPO / "scoring_program" / "run_report.py").read_text() == (
+        REPO / "ingestion_program" / "run_report.py").read_text()

@@ -347,6 +347,74 @@ def test_bom_crlf_case_and_spaces_are_accepted(tmp_path):
     assert "normalised" not in (tmp_path / "canonical" / "out" / "detailed_results.html").read_text()
 
 
+def with_seconds(value):
+    """REPORT with the pristine set's seconds replaced (a forged or broken run report)."""
+    report = json.loads(json.dumps(REPORT))
+    report["sets"]["pristine"]["seconds"] = value
+    return report
+
+
+@case
+def negative_seconds_in_the_report(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, with_seconds(-1.5))
+    return input_dir, ("Submission error: run_report.json gives sets.pristine.seconds = -1.5; expected a finite "
+                       "number >= 0 (the ingestion's own clock never gives anything else)")
+
+
+@case
+def infinite_seconds_in_the_report(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, json.dumps(with_seconds(float("inf"))))
+    return input_dir, ("Submission error: run_report.json gives sets.pristine.seconds = inf; expected a finite "
+                       "number >= 0 (the ingestion's own clock never gives anything else)")
+
+
+@case
+def zero_seconds_in_the_report(tmp_path):
+    report = with_seconds(0)
+    report["sets"]["degraded"]["seconds"] = 0
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, report)
+    return input_dir, ("Submission error: run_report.json gives 0.0 prediction seconds in total; expected a "
+                       "positive number")
+
+
+@case
+def worker_metadata_with_a_bad_elapsed_time(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, REPORT)
+    (input_dir / "res" / "metadata").write_text("elapsedTime: 3.0\nexitCode: 0\ningestionElapsedTime: -3.0\n")
+    return input_dir, ("Submission error: the worker's metadata file gives ingestionElapsedTime '-3.0'; expected a "
+                       "positive number of seconds")
+
+
+def test_speed_counts_reference_images_over_the_worker_time_when_present(tmp_path):
+    """A report claiming 10x the images cannot raise the speed; the worker's metadata wins over the report."""
+    inflated = json.loads(json.dumps(REPORT))
+    for stats in inflated["sets"].values():
+        stats["images"] *= 10
+    input_dir = write_input(tmp_path / "report", REFERENCE, PREDICTIONS, inflated)
+    seconds = sum(stats["seconds"] for stats in REPORT["sets"].values())
+    assert score(input_dir / "res", input_dir / "ref", tmp_path / "out1", n_boot=5)["images_per_second"] == (
+        pytest.approx(len(REFERENCE) / seconds))
+    (input_dir / "res" / "metadata").write_text(
+        "elapsedTime: 26.0\nexitCode: 0\ningestionElapsedTime: 26.0\ningestionExitCode: 0\n")
+    assert score(input_dir / "res", input_dir / "ref", tmp_path / "out2", n_boot=5)["images_per_second"] == (
+        pytest.approx(len(REFERENCE) / 26.0))
+    assert "NaN" not in (tmp_path / "out2" / "scores.json").read_text()
+
+
+def test_a_run_whose_every_pristine_image_failed_does_not_crash_calibration(tmp_path):
+    predictions = predictions_frame(REFERENCE, probs=True)
+    pristine = predictions[predictions["set"] == "pristine"]
+    report = run_report(REFERENCE)
+    report["sets"]["pristine"]["errors"] = len(pristine)
+    report["errors"] = [{"set": "pristine", "image_id": i, "error": "predict raised"} for i in pristine["image_id"]]
+    input_dir = write_input(tmp_path, REFERENCE, predictions[predictions["set"] == "degraded"], report)
+    scores = score(input_dir / "res", input_dir / "ref", tmp_path / "out", n_boot=5)
+    assert scores["pristine_macro_f1"] == 0.0
+    page = (tmp_path / "out" / "detailed_results.html").read_text()
+    assert ("<tr data-set='pristine'><td class='name'>pristine</td><td class='images'>0</td>"
+            "<td class='ece' data-value='nan'>n/a</td><td class='brier' data-value='nan'>n/a</td></tr>") in page
+
+
 # Last: the cases above must be registered before this parametrisation is evaluated.
 @pytest.mark.parametrize("name", CASES)
 def test_fails_with_exact_message(outcomes, name):
@@ -356,3 +424,18 @@ def test_fails_with_exact_message(outcomes, name):
     assert "Traceback" not in run.stderr
     # the fixture left a stale scores.json there: a failed run must remove it and write nothing
     assert not (out / "scores.json").exists() and not (out / "detailed_results.html").exists()
+
+
+def test_the_local_run_scores_the_phase_ingestion_ran(tmp_path, monkeypatch, capsys):
+    """`ingestion.py --phase test && score.py`: the scorer takes the phase from the run report."""
+    import score as score_module
+
+    source = write_input(tmp_path / "made", REFERENCE, PREDICTIONS, {**REPORT, "phase": "test"})
+    (tmp_path / "repo" / "output").mkdir(parents=True)
+    (source / "res").rename(tmp_path / "repo" / "output" / "res")
+    (tmp_path / "repo" / "reference_data").mkdir()
+    (source / "ref").rename(tmp_path / "repo" / "reference_data" / "test")
+    monkeypatch.setattr(score_module, "REPO", tmp_path / "repo")
+    assert score_module.main(["--bootstrap", "5"]) == 0
+    assert "against reference_data/test (the phase of the ingestion run; --phase overrides)" in capsys.readouterr().out
+    assert score_module.main(["--phase", "eval", "--bootstrap", "5"]) == 1  # no eval reference in this tree
