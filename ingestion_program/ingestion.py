@@ -30,7 +30,7 @@ from output_files import (PREDICTIONS, RUN_REPORT, SETS, SUBMISSION_LOG, remove_
                           write_report)
 from reference_guard import ReferenceExposedError, check_no_reference
 from run_report import ERRORS_SHOWN, RunReport, SetFigures
-from requirements_check import check_requirements, install_missing
+from requirements_check import check_requirements
 from submission_loader import SubmissionError, check_requirements_size, find_model_dir, unpack_zip
 from time_budget import BudgetExceeded, TimeBudget
 from zip_images import InputDataError, ZipReader, decoded_batches, list_images
@@ -38,7 +38,7 @@ from zip_images import InputDataError, ZipReader, decoded_batches, list_images
 PROGRAM_DIR = Path(__file__).resolve().parent
 REPO = PROGRAM_DIR.parent
 TIME_BUDGET_FILE = "time_budget.json"
-DEFAULT_BUDGET_SECONDS = 3300.0  # keep below the phase's execution_time_limit in competition.yaml
+DEFAULT_BUDGET_SECONDS = 3300.0  # local runs only: on the platform each phase has the time_budget.json pack.py writes
 DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LOG_CAP_BYTES = 5_000_000
@@ -56,9 +56,6 @@ ENVIRONMENT = """environment variables (an option given on the command line wins
   WBC_MEMORY_LIMIT_MB      address-space limit (RLIMIT_AS) of the model's process in MB, default none;
                            CUDA reserves a large address space: leave it unset on a GPU
   WBC_MAX_UNPACKED_MB      largest total size a submission zip may unpack to, default 4096
-  WBC_INSTALL_REQUIREMENTS 1: pip-install allowed packages missing from the submission's requirements.txt
-  WBC_ALLOWED_PACKAGES     comma-separated package names that may be installed (replaces the built-in list)
-  WBC_PIP_ARGS             extra pip arguments, e.g. "--no-index --find-links /wheels"
   WBC_LOG_CAP_BYTES        size cap of submission_output.log, default 5000000"""
 
 
@@ -72,7 +69,6 @@ class Options:
     workers: int | None = None
     memory_limit_mb: int | None = None
     max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
-    install_requirements: bool = False
     seed: int = 0
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     phase: str | None = None
@@ -157,7 +153,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
     """The steps of a run, in order; (status, reason) however they end."""
     try:
         model_dir = check_inputs(state, program_dir, temp_dir, console)
-        requirements = prepare_requirements(state, model_dir, budget, console)
+        requirements = prepare_requirements(state, model_dir, console)
         budget.check()
         start_model(state, model_dir, requirements, temp_dir, budget, workers, console)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
@@ -199,24 +195,16 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console) -> Path
     return model_dir
 
 
-def prepare_requirements(state: Run, model_dir: Path, budget: TimeBudget, console) -> dict:
-    """Check the submission's requirements.txt and, when enabled, install the allowed missing packages (here, in
-    the supervisor, before the model's process starts)."""
+def prepare_requirements(state: Run, model_dir: Path, console) -> dict:
+    """Check the submission's requirements.txt against the image (nothing is ever installed: requirements_check.py)."""
     state.stage = "checking requirements.txt"
     path = model_dir / "requirements.txt"
-    install = state.options.install_requirements
-    section = state.facts["requirements"] = {"file": None, "install_enabled": install, "entries": []}
+    section = state.facts["requirements"] = {"file": None, "entries": []}
     if not path.is_file():
         return section
     check_requirements_size(path)
     section["file"] = path.name
     entries = section["entries"] = check_requirements(path)
-    if install:
-        install_missing(entries, timeout=budget.remaining(), log=lambda message: say(console, message))
-    else:
-        for entry in entries:
-            if entry["status"] == "missing":
-                entry["detail"] = "not installed; installing is disabled (WBC_INSTALL_REQUIREMENTS)"
     counts = {}
     for entry in entries:
         counts.setdefault(entry["status"], []).append(entry["name"] or f"line {entry['line']}")
@@ -492,8 +480,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="JPEG decoding threads")
     parser.add_argument("--memory-limit-mb", type=int, help="address-space limit of the model's process")
     parser.add_argument("--max-unpacked-mb", type=int, help="largest total size a submission zip may unpack to")
-    parser.add_argument("--install-requirements", action="store_true", default=None,
-                        help="pip-install allowed missing packages from the submission's requirements.txt")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -524,8 +510,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(str(exc))
         if args.budget_seconds is None:
             args.budget_seconds = DEFAULT_BUDGET_SECONDS
-    if args.install_requirements is None:
-        args.install_requirements = os.environ.get("WBC_INSTALL_REQUIREMENTS", "0").lower() in ("1", "true", "yes")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         parser.error("--batch-size and --workers must be at least 1")
     return args

@@ -21,7 +21,7 @@ import process_tree
 from output_capture import CappedLog
 
 PROGRAM_DIR = Path(__file__).resolve().parent
-CHILD_MODULES = ("model_outputs", "submission_loader", "model_runner")  # in import order
+CHILD_MODULES = ("model_outputs", "requirements_check", "submission_loader", "model_runner")  # in import order
 BOOTSTRAP = """\
 import json, sys, types
 from multiprocessing.connection import Connection

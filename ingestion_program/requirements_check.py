@@ -91,9 +91,3 @@ def missing_package_message(module_name: str, entries: list[dict] = ()) -> str:
     if any(entry.get("name") == canonicalize_name(package) for entry in entries):
         message += "; listing it in requirements.txt does not install it"
     return message
-
-
-def install_missing(entries: list[dict], timeout: float | None = None, log=print) -> None:
-    """Transitional, for the ingestion's --install-requirements until that option goes: installs nothing."""
-    if any(entry["status"] == "missing" for entry in entries):
-        log(f"requirements.txt: nothing is installed (the platform does not install packages); {VENDOR_ADVICE}")

@@ -9,13 +9,10 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from requirements_check import missing_package_message
 
 MODULE_NAME = "wbc_submission_model"
 PROGRAM_DIR = Path(__file__).resolve().parent
-# Import names whose package is named differently, for the "add it to requirements.txt" hint.
-PACKAGE_OF_MODULE = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "skimage": "scikit-image",
-                     "PIL": "pillow", "yaml": "pyyaml", "google.protobuf": "protobuf"}
 
 
 class SubmissionError(Exception):
@@ -103,7 +100,7 @@ def import_model_module(model_path: Path, requirements: list[dict] = ()) -> obje
         sys.modules.pop(MODULE_NAME, None)
         if exc.name is None or (Path(model_path).parent / exc.name.split(".")[0]).exists():
             raise _failure("importing model.py raised", exc) from None
-        raise SubmissionError(_missing_package_message(exc.name, requirements), _tail(exc)) from None
+        raise SubmissionError(missing_package_message(exc.name, requirements)) from None  # no traceback: the message says it all
     except MemoryError:
         raise
     except BaseException as exc:  # KeyboardInterrupt and SystemExit included
@@ -151,17 +148,6 @@ def describe_exception(exc: BaseException) -> str:
     if frames:
         text += f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
     return text
-
-
-def _missing_package_message(module_name, requirements):
-    top = module_name.split(".")[0]
-    package = PACKAGE_OF_MODULE.get(module_name, PACKAGE_OF_MODULE.get(top, top))
-    message = (f"model.py imports '{module_name}', which is not installed here (package '{package}'): "
-               f"add '{package}' to your submission's requirements.txt, or include the module in your submission")
-    listed = [e for e in requirements if e.get("name") == canonicalize_name(package)]
-    if listed:
-        message += f" (requirements.txt lists it: {listed[0]['status']}, {listed[0]['detail']})"
-    return message
 
 
 def _failure(what, exc):

@@ -11,11 +11,11 @@ from robustness_drops import macro_f1_drops, paired_flips
 # The leaderboard columns of competition.yaml, primary first: key -> title (a test checks both against the yaml).
 LEADERBOARD_TITLES = {
     "degraded_macro_f1": "Degraded macro-F1 (primary)",
-    "pristine_macro_f1": "Pristine macro-F1",
-    **{f"severity_{s}_macro_f1": f"Severity {s}: macro-F1" for s in SEVERITIES},
     "degraded_balanced_accuracy": "Degraded balanced accuracy",
     "degraded_macro_precision": "Degraded macro precision",
     "degraded_macro_specificity": "Degraded macro specificity",
+    "pristine_macro_f1": "Pristine macro-F1",
+    **{f"severity_{s}_macro_f1": f"Severity {s}: macro-F1" for s in SEVERITIES},
     "images_per_second": "Images per second",
 }
 LEADERBOARD_KEYS = tuple(LEADERBOARD_TITLES)

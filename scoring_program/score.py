@@ -52,7 +52,8 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     figures = subset_figures(table)
     scores = compute_scores(figures, speed)
     details = analyse(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
-    page = render(scores, details)
+    page = render(scores, details, run_report=report.to_dict() if report else None,
+                  phase=report.phase if report else None)
     text = scores_json(scores)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "detailed_results.html").write_text(page, encoding="utf-8")

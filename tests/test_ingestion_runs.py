@@ -295,12 +295,13 @@ def test_files_the_model_writes_into_the_output_are_overwritten_and_listed(tmp_p
 
 @pytest.mark.parametrize("source, extra, reason", [
     ("import nonexistent_wbc_package\n", {},
-     "model.py imports 'nonexistent_wbc_package', which is not installed here (package 'nonexistent_wbc_package'): "
-     "add 'nonexistent_wbc_package' to your submission's requirements.txt, or include the module in your submission"),
+     "model.py imports 'nonexistent_wbc_package' (package 'nonexistent_wbc_package'), which is not in the "
+     "competition image, and the platform installs nothing: use the image's packages (pages/starting_kit.md "
+     "lists them), or put the module's pure-Python code in your zip next to model.py"),
     ("import cv2\n", {"requirements__txt": "opencv-python-headless>=4\n"},
-     "model.py imports 'cv2', which is not installed here (package 'opencv-python-headless'): add "
-     "'opencv-python-headless' to your submission's requirements.txt, or include the module in your submission "
-     "(requirements.txt lists it: missing, not installed; installing is disabled (WBC_INSTALL_REQUIREMENTS))"),
+     "model.py imports 'cv2' (package 'opencv-python-headless'), which is not in the competition image, and the "
+     "platform installs nothing: use the image's packages (pages/starting_kit.md lists them), or put the module's "
+     "pure-Python code in your zip next to model.py; listing it in requirements.txt does not install it"),
     ("class Predictor:\n    pass\n", {}, "model.py defines no class named Model (classes found: Predictor)"),
     ("class Model:\n    def __init__(self, path):\n        pass\n", {},
      "Model() raised TypeError: Model.__init__() missing 1 required positional argument: 'path'"),
@@ -449,44 +450,27 @@ def test_same_submission_same_data_gives_byte_identical_predictions(tmp_path):
     assert first[0].count(b"\n") == 1 + 2 * IMAGES_PER_SET and b"prob_VLY" in first[0]
 
 
-def make_wheel(wheelhouse, name="wbc_demo_dep", version="1.0"):
-    """A real, minimal pure-Python wheel, so the install path runs pip offline."""
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    dist_info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": "ANSWER = 'PC'\n",
-             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
-             f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    files[f"{dist_info}/RECORD"] = "".join(f"{path},,\n" for path in files) + f"{dist_info}/RECORD,,\n"
-    write_zip(wheelhouse / f"{name}-{version}-py3-none-any.whl", files)
-
-
-def test_requirements_are_checked_and_only_allowed_missing_packages_installed(tmp_path):
-    make_wheel(tmp_path / "wheels")
-    target = tmp_path / "site"
-    target.mkdir()
+def test_requirements_are_checked_and_never_installed(tmp_path):
     model = """
-    import wbc_demo_dep
     class Model:
         def load(self):
             pass
         def predict(self, image):
-            return wbc_demo_dep.ANSWER
+            return "PC"
     """
     requirements = ("# tools\nNumPy>=1.20  # satisfied\n\nwbc_demo_dep==1.0\nleft-pad-xyz\n"
                     "scikit_learn[extra]<0.1\n--extra-index-url http://x\nnot a requirement!\n"
                     "pywin32; sys_platform == 'win32'\n")
     submission = make_submission(tmp_path / "sub", model, requirements__txt=requirements)
-    env = {**os.environ, "PYTHONPATH": str(target), "WBC_INSTALL_REQUIREMENTS": "1",
-           "WBC_ALLOWED_PACKAGES": "wbc-demo-dep,scikit-learn",
-           "WBC_PIP_ARGS": f"--no-index --find-links {tmp_path / 'wheels'} --target {target}"}
+    env = {**os.environ, "WBC_INSTALL_REQUIREMENTS": "1"}  # the old switch: ignored, nothing is installed
     done, report, output = ingest(tmp_path, submission, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert {row[2] for row in rows(output)[1:]} == {"PC"}
     entries = report["requirements"]["entries"]
     assert [(e["line"], e["name"], e["status"]) for e in entries] == [
-        (2, "numpy", "satisfied"), (4, "wbc-demo-dep", "installed"), (5, "left-pad-xyz", "not_allowed"),
+        (2, "numpy", "satisfied"), (4, "wbc-demo-dep", "missing"), (5, "left-pad-xyz", "missing"),
         (6, "scikit-learn", "version_mismatch"), (7, None, "unsupported"), (8, None, "invalid"),
         (9, "pywin32", "not_needed")]
-    assert entries[1]["detail"] == "installed 1.0"
-    assert entries[3]["detail"].endswith("does not match '<0.1'; installed packages are not changed")
-    assert "[ingestion] installing wbc_demo_dep==1.0" in done.stderr
+    assert entries[1]["detail"] == "not in the competition image; requirements.txt is checked, never installed"
+    assert entries[3]["detail"].endswith("does not match '<0.1'; the image's version is used")
+    assert "installing" not in done.stderr

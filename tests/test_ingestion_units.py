@@ -13,7 +13,7 @@ from PIL import Image
 import ingestion
 from model_outputs import CLASSES, PredictionError, normalise
 from output_files import write_predictions
-from requirements_check import check_requirements, logical_lines
+from requirements_check import NOT_INSTALLED, check_requirements, logical_lines
 from zip_images import ZipReader, decoded_batches, list_images, to_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_requirement_lines_comments_continuations_and_odd_lines(tmp_path):
     entries = check_requirements(path)
     assert [(e["name"], e["status"]) for e in entries] == [("numpy", "satisfied"), ("url-pkg", "missing"),
                                                            ("pillow", "satisfied"), (None, "invalid")]
-    assert entries[1]["detail"] == "not installed; URL requirements are never installed"
+    assert entries[1]["detail"] == NOT_INSTALLED
 
 
 def test_no_arguments_resolve_local_defaults_from_the_script_location(monkeypatch):
@@ -104,8 +104,7 @@ def test_no_arguments_resolve_local_defaults_from_the_script_location(monkeypatc
     args = ingestion.parse_args([])
     assert (args.input_data, args.output, args.program, args.submission) == (
         REPO / "input_data" / "eval", REPO / "output" / "res", REPO / "ingestion_program", REPO / "starting_kit")
-    assert (args.budget_seconds, args.max_error_rate, args.batch_size, args.install_requirements) == (3300, 0.01, 32,
-                                                                                                     False)
+    assert (args.budget_seconds, args.max_error_rate, args.batch_size) == (3300, 0.01, 32)
     monkeypatch.setenv("WBC_TIME_BUDGET_SECONDS", "60")
     args = ingestion.parse_args(["--phase", "test", "--submission", "sub.zip", "--batch-size", "8"])
     assert (args.input_data, args.submission, args.budget_seconds, args.batch_size) == (
