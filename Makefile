@@ -62,7 +62,15 @@ baselines: resnet50 ensemble
 baselines/resnet50/card.json baselines/ensemble/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
 	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* --profile $(BASELINE_PROFILE) $(BASELINE_ARGS)
 
-baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip
+# Train, zip, then dry-run each zip through the real ingestion and scoring programs on the demo bundle data.
+baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip $(BUNDLE_DATA_STAMP)
+	for name in resnet50 ensemble; do \
+	  rm -rf build/dryrun/$$name && mkdir -p build/dryrun/$$name/input && \
+	  cp -r reference_data/eval build/dryrun/$$name/input/ref && \
+	  $(PY) ingestion_program/ingestion.py input_data/eval build/dryrun/$$name/input/res ingestion_program \
+	    dist/$${name}_submission.zip && \
+	  $(PY) scoring_program/score.py build/dryrun/$$name/input build/dryrun/$$name/output || exit 1; \
+	done
 
 dist/%_submission.zip: baselines/%/card.json baselines/baseline_model.py baselines/pack_baseline.py
 	$(PY) baselines/pack_baseline.py $* --out dist
