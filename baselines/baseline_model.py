@@ -103,9 +103,8 @@ class Model:
                     f"repository root with `{self.card.get('make_command', 'make ' + self.folder.name)}`.")
             network = build_network(member)
             network.load_state_dict(load_file(weights))
-            network.eval().to(self.device)
-            if self.device.type == "cuda":
-                network.to(memory_format=torch.channels_last)
+            # channels_last on the CPU too: about twice as fast for tf_efficientnet_lite0's depthwise convolutions
+            network.eval().to(self.device, memory_format=torch.channels_last)
             self.networks.append(network)
         mean_std = [(m["mean"], m["std"]) for m in self.card["members"]]
         self.normalisers = [(torch.tensor(mean, device=self.device).view(1, 3, 1, 1),
@@ -132,8 +131,7 @@ class Model:
                 resized[key] = self._to_device([image_to_array(image, *key) for image in images])
             batch = (resized[key] - mean) / std
             for view in tta_views(batch, self.card["tta"]):
-                if self.device.type == "cuda":
-                    view = view.contiguous(memory_format=torch.channels_last)
+                view = view.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
                     logits = network(view)
                 total += torch.softmax(logits.float(), dim=1)

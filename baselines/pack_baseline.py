@@ -49,11 +49,13 @@ def pack_submission(folder, zip_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("baselines", nargs="+", help="baseline folder names under baselines/ (resnet50, ensemble)")
+    parser.add_argument("baselines", nargs="+", help="baseline folder names under baselines/ (resnet50, ensemble), "
+                        "or paths of trained folders (train_baseline.py --out)")
     parser.add_argument("--out", type=Path, default=BASELINES_DIR.parent / "dist", help="folder for the zips")
     args = parser.parse_args(argv)
     for name in args.baselines:
-        path = pack_submission(BASELINES_DIR / name, args.out / f"{name}_submission.zip")
+        folder = Path(name) if "/" in name else BASELINES_DIR / name
+        path = pack_submission(folder, args.out / f"{folder.name}_submission.zip")
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

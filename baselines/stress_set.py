@@ -1,0 +1,83 @@
+"""A degraded test set made with other parameters than the training ones: does a curriculum's robustness carry over?
+
+    python baselines/stress_set.py build/pbc_bundle --phase eval --out build/pbc_stress --seed 1
+
+Reads a prepared bundle phase (tools/prepare.py) and writes a new phase, same layout: the same pristine.zip and
+pristine reference rows, and a new degraded twin of every pristine image, drawn with another seed and with the
+extreme severity made stronger than anything tools/degrade.py (the curriculum's source) produces. The real test
+set's degradation parameters are not public; this measures how a model fares past the ones it trained on.
+"""
+import argparse
+import csv
+import io
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # the project's degradations and zip writer
+import degrade  # noqa: E402
+from fixed_zip import write_zip  # noqa: E402
+
+# tools/degrade.py's extreme: motion 15-27 px, noise sigma 18-32, colour +-25/30/45 %, channel gains +-20 %.
+STRONGER_EXTREME = {"motion_chance": 1.0, "blur_sigma": (0, 0), "motion_length": (24, 36), "noise_sigma": (30, 45),
+                    "brightness": 0.35, "contrast": 0.40, "saturation": 0.60, "gain": 0.30}
+
+
+def stress_twins(pristine_zip: Path, reference: list[dict], seed: int) -> tuple[list, list]:
+    """(zip entries, reference rows) of one degraded twin per pristine image, with the stronger extreme."""
+    labels = {row["image_id"]: row for row in reference if row["set"] == "pristine"}
+    rng = np.random.default_rng([seed, 7])
+    entries, rows = [], []
+    standard = degrade.SEVERITY_RANGES["extreme"]
+    degrade.SEVERITY_RANGES["extreme"] = STRONGER_EXTREME
+    try:
+        with zipfile.ZipFile(pristine_zip) as archive:
+            for name in sorted(archive.namelist()):
+                source = labels[name.removesuffix(".jpg")]
+                severity, data, _ = degrade.degraded_twin(archive.read(name), rng)
+                image_id = rng.bytes(6).hex()
+                entries.append((f"{image_id}.jpg", data))
+                rows.append({**source, "image_id": image_id, "set": "degraded", "severity": severity})
+    finally:
+        degrade.SEVERITY_RANGES["extreme"] = standard
+    return entries, rows
+
+
+def make_stress_phase(bundle: Path, phase: str, out: Path, seed: int) -> Path:
+    """Write out/input_data/<phase>/ and out/reference_data/<phase>/ (pristine kept, degraded set new)."""
+    source_input, source_reference = bundle / "input_data" / phase, bundle / "reference_data" / phase
+    with open(source_reference / "reference.csv", newline="", encoding="utf-8") as handle:
+        reference = list(csv.DictReader(handle))
+    entries, degraded_rows = stress_twins(source_input / "pristine.zip", reference, seed)
+    input_dir, reference_dir = out / "input_data" / phase, out / "reference_data" / phase
+    input_dir.mkdir(parents=True, exist_ok=True)
+    reference_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_input / "pristine.zip", input_dir / "pristine.zip")
+    write_zip(input_dir / "degraded.zip", entries)
+    for name in ("class_legend.csv",):
+        if (source_reference / name).is_file():
+            shutil.copyfile(source_reference / name, reference_dir / name)
+    rows = [row for row in reference if row["set"] == "pristine"] + degraded_rows
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(reference[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (reference_dir / "reference.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path, help="output root of tools/prepare.py (input_data/, reference_data/)")
+    parser.add_argument("--phase", default="eval", help="the phase to take the pristine images from")
+    parser.add_argument("--out", type=Path, required=True, help="new root for input_data/ and reference_data/")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the severities, parameters and ids")
+    args = parser.parse_args(argv)
+    print(make_stress_phase(args.bundle, args.phase, args.out, args.seed))
+
+
+if __name__ == "__main__":
+    main()
