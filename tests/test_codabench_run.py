@@ -95,8 +95,9 @@ def test_starting_kit_runs_like_codabench(bundle_root, trained_starting_kit, tmp
     assert not list((tmp_path / "prediction").rglob("reference.csv"))  # no reference in the prediction step
     assert (tmp_path / "scoring" / "input" / "res" / "predictions.csv").is_file()
     assert result.leaderboard_row().splitlines()[0].startswith("Degraded macro-F1")
-    if not yaml.safe_load((bundle_root / "competition.yaml").read_text()).get("queue"):
-        assert any("caps the time limit" in note for note in result.notes)
+    config = yaml.safe_load((bundle_root / "competition.yaml").read_text())
+    asked = config["phases"][0]["execution_time_limit"]
+    assert any("caps the time limit" in note for note in result.notes) == (not config.get("queue") and asked > 600)
 
 
 def test_temp_folder_is_removed_unless_kept(bundle_root, tmp_path, monkeypatch):

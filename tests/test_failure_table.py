@@ -27,18 +27,26 @@ VARIABLE = re.compile(
 MIN_PIECE = 12  # characters: a shorter piece of a literal could match anywhere
 # The example values the page's messages use between literal pieces (ids, column and class names, counts).
 EXAMPLES = {"a", "b", "c", "d", "e", "X", "N", "int", "confidence", "label", "Predictor", "predict", "pristine",
-            "degraded"}
+            "degraded", "KeyboardInterrupt", "generator", "Tensor"}
+ATTACK_HEADER = "| what the submission does"  # that table's outcomes may be a plain result with no message
 SLOT = "\x00"
 
 
-def table_rows(page_text: str) -> list[tuple[str, list[str]]]:
-    """(situation, messages) of every table row under '## Failure messages'; messages are the code spans."""
+def table_rows(page_text: str) -> list[tuple[str, list[str], bool]]:
+    """(situation, messages, needs a message) of every table row under '## Failure messages'.
+
+    Messages are the code spans of the last cell. Rows of the hostile-submission table may end in a plain result
+    ("nothing: ...") instead of a message; every other row must quote one.
+    """
     section = page_text[page_text.index("## Failure messages"):]
-    rows = []
+    rows, needs_message = [], True
     for line in section.splitlines():
-        if line.startswith("| ") and not line.startswith(("| ---", "| situation")):
+        if line.startswith("| ") and not line.startswith("| ---"):
+            if line.startswith(("| situation", ATTACK_HEADER)):
+                needs_message = not line.startswith(ATTACK_HEADER)
+                continue
             cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
-            rows.append((cells[0], re.findall(r"`([^`]+)`", cells[-1])))
+            rows.append((cells[0], re.findall(r"`([^`]+)`", cells[-1]), needs_message))
     return rows
 
 
@@ -46,26 +54,24 @@ def uncovered_words(message: str, literals: str, runs: set[str]) -> list[str]:
     """Words of `message` that neither a piece of a literal nor a known example value accounts for.
 
     A piece counts when it is long (MIN_PIECE), a whole literal run (text between two f-string fields), or
-    reaches an example value or the end of the message.
+    reaches an example value or the end of the message. The message is split into pieces so that as few words
+    as possible stay uncovered (a greedy longest match can swallow the start of the next literal).
     """
     text = VARIABLE.sub(SLOT, message)
     tokens = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
-    uncovered, k = [], 0
-    while k < len(tokens):
-        i, length = tokens[k][0], 0
-        while i + length < len(text) and text[i:i + length + 1] in literals:
-            length += 1
-        fits = [j for j in range(k, len(tokens)) if tokens[j][1] <= i + length]
-        accepted = False
-        for j in reversed(fits):
-            piece, after = text[i:tokens[j][1]], tokens[j + 1][0] if j + 1 < len(tokens) else len(text)
-            if (len(piece) >= MIN_PIECE or piece.strip() in runs or after == len(text) or text[after] == SLOT):
-                k, accepted = j + 1, True
-                break
-        if not accepted:
-            uncovered.append(text[tokens[k][0]:tokens[k][1]])
-            k += 1
-    return [word for word in uncovered if re.match(r"[A-Za-z]", word) and word not in EXAMPLES]
+
+    def is_piece(k: int, j: int) -> bool:
+        piece = text[tokens[k][0]:tokens[j][1]]
+        after = tokens[j + 1][0] if j + 1 < len(tokens) else len(text)
+        return piece in literals and (len(piece) >= MIN_PIECE or piece.strip() in runs or after == len(text)
+                                      or text[after] == SLOT)
+
+    best: list[list[int]] = [[] for _ in tokens] + [[]]  # best[k]: fewest uncovered token indexes from k on
+    for k in reversed(range(len(tokens))):
+        options = [[k] + best[k + 1]] + [best[j + 1] for j in range(k, len(tokens)) if is_piece(k, j)]
+        best[k] = min(options, key=len)
+    words = [text[tokens[k][0]:tokens[k][1]] for k in best[0]]
+    return [word for word in words if re.match(r"[A-Za-z]", word) and word not in EXAMPLES]
 
 
 def code_literals() -> list[str]:
@@ -88,9 +94,9 @@ def test_the_page_has_failure_tables():
     assert len(ROWS) >= 40, f"only {len(ROWS)} failure-table rows found in {PAGE}"
 
 
-@pytest.mark.parametrize("situation, messages", ROWS, ids=[situation[:60] for situation, _ in ROWS])
-def test_every_message_of_the_table_is_in_the_code(situation, messages):
-    assert messages, f"the row '{situation}' gives no message in backticks"
+@pytest.mark.parametrize("situation, messages, needs_message", ROWS, ids=[row[0][:60] for row in ROWS])
+def test_every_message_of_the_table_is_in_the_code(situation, messages, needs_message):
+    assert messages or not needs_message, f"the row '{situation}' gives no message in backticks"
     missing = [word for message in messages for word in uncovered_words(message, JOINED, RUNS)]
     assert not missing, f"row '{situation}': words no program prints: {missing}"
 
@@ -100,7 +106,7 @@ def test_every_message_of_the_table_is_in_the_code(situation, messages):
     ("predictions.csv: 2 row(s) have a blank image_id", ["blank"]),
     ("no model file in the submission (looked at the top and one folder down; found: README.md, weights/); put "
      "model.py at the top of your zip", ["no", "model"]),
-    ("an invented message about something", ["an", "invented", "message", "about", "something"]),
+    ("an invented message about penguins", ["an", "invented", "message", "about", "penguins"]),
 ])
 def test_a_reworded_message_is_caught(reworded, words):
     assert uncovered_words(reworded, JOINED, RUNS) == words
@@ -113,7 +119,7 @@ def test_the_missing_package_message_is_the_pages(tmp_path):
         from requirements_check import check_requirements, missing_package_message
     finally:
         sys.path.remove(str(REPO / "ingestion_program"))
-    (row,) = [messages for situation, messages in ROWS if "not in the image" in situation]
+    (row,) = [messages for situation, messages, _ in ROWS if "not in the image" in situation]
     (tmp_path / "requirements.txt").write_text("opencv-python-headless>=4\n")
     entries = check_requirements(tmp_path / "requirements.txt")
     assert missing_package_message("cv2") == row[0]

@@ -77,9 +77,9 @@ def test_scores_json_has_exactly_the_leaderboard_keys(scored):
     scores, _, out, *_ = scored
     written = json.loads((out / "scores.json").read_text())
     assert list(written) == [
-        "degraded_macro_f1", "pristine_macro_f1", "severity_pristine_macro_f1", "severity_mild_macro_f1",
-        "severity_moderate_macro_f1", "severity_extreme_macro_f1", "degraded_balanced_accuracy",
-        "degraded_macro_precision", "degraded_macro_specificity", "images_per_second",
+        "degraded_macro_f1", "degraded_balanced_accuracy", "degraded_macro_precision", "degraded_macro_specificity",
+        "pristine_macro_f1", "severity_pristine_macro_f1", "severity_mild_macro_f1", "severity_moderate_macro_f1",
+        "severity_extreme_macro_f1", "images_per_second",
     ] == list(LEADERBOARD_KEYS)
     assert written == scores
     assert written["images_per_second"] == pytest.approx(10.0)

@@ -14,11 +14,11 @@ from sklearn.metrics import f1_score
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
-# The scores.json keys of the team brief, in leaderboard order (primary first).
+# The scores.json keys of the team brief, in leaderboard order: primary, the tie-breakers, the rest, speed last.
 LEADERBOARD_KEYS = [
-    "degraded_macro_f1", "pristine_macro_f1", "severity_pristine_macro_f1", "severity_mild_macro_f1",
-    "severity_moderate_macro_f1", "severity_extreme_macro_f1", "degraded_balanced_accuracy",
-    "degraded_macro_precision", "degraded_macro_specificity", "images_per_second",
+    "degraded_macro_f1", "degraded_balanced_accuracy", "degraded_macro_precision", "degraded_macro_specificity",
+    "pristine_macro_f1", "severity_pristine_macro_f1", "severity_mild_macro_f1", "severity_moderate_macro_f1",
+    "severity_extreme_macro_f1", "images_per_second",
 ]
 _loaded = itertools.count()
 
