@@ -11,7 +11,6 @@ from torchvision.transforms.v2 import functional as F
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
 HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
-DEGRADED_SEVERITIES = ("mild", "moderate", "extreme")
 
 
 def hed_jitter(image, generator, sigma=0.05, bias=0.05):
@@ -80,7 +79,7 @@ class TrainAugment:
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         if rng.random() < probability:
-            severity = DEGRADED_SEVERITIES[rng.integers(len(DEGRADED_SEVERITIES))]
+            severity = degrade.DEGRADED_SEVERITIES[rng.integers(len(degrade.DEGRADED_SEVERITIES))]
             image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
         tensor = torch.from_numpy(self.to_array(image, self.input_size, self.interpolation)).permute(2, 0, 1)
         tensor = colour_jitter(hed_jitter(F.to_dtype(tensor, torch.float32, scale=True), generator), rng)

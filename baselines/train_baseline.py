@@ -32,13 +32,15 @@ BASELINES_DIR = Path(__file__).resolve().parent
 REPO = BASELINES_DIR.parent
 sys.path.insert(0, str(REPO / "tools"))  # tools/: the release reader and the project's degradations
 sys.path.insert(0, str(REPO / "scoring_program"))  # the scorer's macro-F1, so validation follows its rule
+sys.path.insert(0, str(REPO / "ingestion_program"))  # its model.py loader, so evaluation loads it the same way
 
 import baseline_model  # noqa: E402  (the submissions' model.py: same resize, same networks)
 from augment import Curriculum, TrainAugment  # noqa: E402
 from classification_metrics import macro_f1 as scorer_macro_f1  # noqa: E402
 from init_checkpoint import load_init, packaged_efficientnet_lite0  # noqa: E402
 from pack_baseline import install_submission_files  # noqa: E402
-from release_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
+from submission_loader import build_model, import_model_module  # noqa: E402
+from training_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
 from vocabulary import SEVERITIES  # noqa: E402
 
 CLASSES = baseline_model.CLASSES
@@ -519,15 +521,9 @@ def train_baseline(options):
     return card
 
 
-def load_submission(folder):
-    """The folder's model.py loaded by path (as the ingestion program does) and its Model loaded."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"submission_{abs(hash(str(folder)))}", Path(folder) / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
-    model.load()
+def load_submission(folder: Path) -> object:
+    """The folder's model.py imported by path and its Model built and loaded, by the ingestion program's loader."""
+    model, _ = build_model(import_model_module(Path(folder) / "model.py"))
     return model
 
 

@@ -1,5 +1,4 @@
 """The baselines' recipe and packing: a tiny real training run, its card and zip, the sampler, the curriculum."""
-import importlib.util
 import json
 import zipfile
 from collections import Counter
@@ -12,6 +11,7 @@ import yaml
 import baseline_model
 from augment import Curriculum
 from pack_baseline import MODEL_SOURCE, pack_submission
+from submission_loader import import_model_module
 from train_baseline import RunOptions, WeightedDistributedSampler, class_weights, train_baseline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +65,7 @@ def test_zip_has_model_card_and_weights_at_its_root_and_runs_unpacked(trained, t
         metadata = yaml.safe_load(archive.read("metadata"))
         assert isinstance(metadata, dict) and "command" not in metadata  # run by the ingestion program
         archive.extractall(tmp_path / "unpacked")
-    spec = importlib.util.spec_from_file_location("unpacked_model", tmp_path / "unpacked" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
+    model = import_model_module(tmp_path / "unpacked" / "model.py").Model()
     model.load()
     from PIL import Image
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
+from submission_loader import import_model_module
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
@@ -32,7 +33,7 @@ def load_module(path):
 
 
 def loaded_model(folder):
-    model = load_module(Path(folder) / "model.py").Model()
+    model = import_model_module(Path(folder) / "model.py").Model()
     model.load()
     return model
 
@@ -82,7 +83,7 @@ def test_training_and_prediction_are_deterministic(trained_starting_kit, small_r
 
 def test_missing_weights_error_names_the_file_and_the_command(tmp_path):
     shutil.copy(REPO / "starting_kit" / "model.py", tmp_path / "model.py")
-    model = load_module(tmp_path / "model.py").Model()
+    model = import_model_module(tmp_path / "model.py").Model()
     with pytest.raises(FileNotFoundError) as error:
         model.load()
     message = str(error.value)
