@@ -1,7 +1,5 @@
 """The starting kit trains, loads and predicts valid, deterministic probabilities; the bundle's pages exist."""
-import importlib.util
 import io
-import itertools
 import shutil
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
+
+from kit_files import load_module
 from submission_loader import import_model_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,15 +21,6 @@ LEADERBOARD_KEYS = [
     "severity_moderate_macro_f1", "severity_extreme_macro_f1", "degraded_balanced_accuracy",
     "degraded_macro_precision", "degraded_macro_specificity", "images_per_second",
 ]
-_loaded = itertools.count()
-
-
-def load_module(path):
-    """A submission file loaded by path under a fresh name, as the ingestion program does."""
-    spec = importlib.util.spec_from_file_location(f"starting_kit_test_{next(_loaded)}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def loaded_model(folder):

@@ -1,6 +1,4 @@
 """The deep-learning starting kit: a short real training run, the dry run and the emulator on its output."""
-import importlib.util
-import itertools
 import json
 import shutil
 import subprocess
@@ -13,20 +11,13 @@ import torch
 
 from bundle_copies import copy_bundle
 from codabench_run import run_submission
+from kit_files import load_module
 from leaderboard_scores import LEADERBOARD_KEYS
 from submission_loader import import_model_module
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / "starting_kit_timm"
 CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
-_loaded = itertools.count()
-
-
-def load_module(path):
-    spec = importlib.util.spec_from_file_location(f"kit_timm_test_{next(_loaded)}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
