@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-# Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows normalised below.
+# Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows scaled to unit length below.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
 HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
