@@ -4,17 +4,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-# Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows normalised below.
+# Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows scaled to unit length below.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
 HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
-DEGRADED_SEVERITIES = ("mild", "moderate", "extreme")
 
 
-def hed_jitter(image, generator, sigma=0.05, bias=0.05):
+def hed_jitter(image: torch.Tensor, generator: torch.Generator, sigma: float = 0.05,
+               bias: float = 0.05) -> torch.Tensor:
     """Scale and shift each stain's concentration: (3, H, W) float in [0, 1] -> same, a new staining of the slide."""
     density = -torch.log(image.clamp(min=1 / 255))  # optical density per RGB channel
     stains = torch.einsum("chw,cs->shw", density, HED_FROM_RGB)
@@ -24,7 +25,8 @@ def hed_jitter(image, generator, sigma=0.05, bias=0.05):
     return torch.exp(-density).clamp(0, 1)
 
 
-def colour_jitter(image, rng, amount=0.15, hue=0.03):
+def colour_jitter(image: torch.Tensor, rng: np.random.Generator, amount: float = 0.15,
+                  hue: float = 0.03) -> torch.Tensor:
     """Brightness, contrast, saturation and hue jitter with factors drawn from `rng` (reproducible per sample)."""
     image = F.adjust_brightness(image, float(rng.uniform(1 - amount, 1 + amount)))
     image = F.adjust_contrast(image, float(rng.uniform(1 - amount, 1 + amount)))
@@ -32,7 +34,7 @@ def colour_jitter(image, rng, amount=0.15, hue=0.03):
     return F.adjust_hue(image, float(rng.uniform(-hue, hue))).clamp(0, 1)
 
 
-def border_colour(image):
+def border_colour(image: torch.Tensor) -> list[float]:
     """Mean colour of the image border: the smear background, used to fill corners uncovered by the affine."""
     edges = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
     return edges.mean(dim=1).tolist()
@@ -53,7 +55,7 @@ class Curriculum:
     probability: float = 0.6
     start_strength: float = 0.25
 
-    def at(self, epoch):
+    def at(self, epoch: int) -> tuple[float, float]:
         """(probability, strength) for this epoch (0-based)."""
         if not self.enabled:
             return 0.0, 0.0
@@ -74,13 +76,13 @@ class TrainAugment:
     def __init__(self, input_size, interpolation, to_array):
         self.input_size, self.interpolation, self.to_array = input_size, interpolation, to_array
 
-    def __call__(self, image, seed, probability, strength):
+    def __call__(self, image: Image.Image, seed: int, probability: float, strength: float) -> torch.Tensor:
         import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
 
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         if rng.random() < probability:
-            severity = DEGRADED_SEVERITIES[rng.integers(len(DEGRADED_SEVERITIES))]
+            severity = degrade.DEGRADED_SEVERITIES[rng.integers(len(degrade.DEGRADED_SEVERITIES))]
             image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
         tensor = torch.from_numpy(self.to_array(image, self.input_size, self.interpolation)).permute(2, 0, 1)
         tensor = colour_jitter(hed_jitter(F.to_dtype(tensor, torch.float32, scale=True), generator), rng)

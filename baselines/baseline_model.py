@@ -8,6 +8,7 @@ weights file, input size, mean/std and interpolation. Probabilities are averaged
 """
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resamp
                   "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
 
-def image_to_array(image, input_size, interpolation):
+def image_to_array(image: Image.Image, input_size: tuple, interpolation: str) -> np.ndarray:
     """PIL image -> uint8 array (H, W, 3) at the member's input size; the recipe trains on exactly this resize."""
     height, width = input_size[-2:]
     image = image.convert("RGB")
@@ -37,14 +38,14 @@ def image_to_array(image, input_size, interpolation):
     return np.array(image, dtype=np.uint8)
 
 
-def tta_views(batch, tta):
+def tta_views(batch: torch.Tensor, tta: str) -> Iterator[torch.Tensor]:
     """The batch (N, C, H, W) under each geometric view of the card's TTA setting."""
     for quarter_turns, flip in TTA_VIEWS[tta]:
         view = torch.rot90(batch, quarter_turns, dims=(2, 3)) if quarter_turns else batch
         yield torch.flip(view, dims=(3,)) if flip else view
 
 
-def read_card(folder):
+def read_card(folder: Path) -> dict:
     """Parse and check card.json; errors name the file and what was expected."""
     path = Path(folder) / CARD_NAME
     if not path.is_file():
@@ -67,13 +68,13 @@ def read_card(folder):
     return card
 
 
-def build_network(member, num_classes=len(CLASSES)):
+def build_network(member: dict, num_classes: int = len(CLASSES)) -> torch.nn.Module:
     """The member's timm network, randomly initialised (weights come from its file, never downloaded)."""
     return timm.create_model(member["architecture"], pretrained=False, num_classes=num_classes,
                              **member.get("model_kwargs", {}))
 
 
-def cpu_threads():
+def cpu_threads() -> int:
     """Cores this process may use (respects CPU affinity, e.g. a container's cpuset)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -90,7 +91,7 @@ class Model:
         self.card = None
         self.networks = []
 
-    def load(self):
+    def load(self) -> None:
         self.card = read_card(self.folder)
         if self.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(cpu_threads())
@@ -118,7 +119,7 @@ class Model:
         return batch.float().div_(255)
 
     @torch.inference_mode()
-    def predict_batch(self, images):
+    def predict_batch(self, images: list[Image.Image]) -> list[list[float]]:
         """list of PIL images -> list of 13 probabilities (CLASSES order), averaged over TTA views and members."""
         if self.card is None:
             raise RuntimeError("Model.load() must be called before predicting")
@@ -138,5 +139,5 @@ class Model:
                 views += 1
         return (total / views).cpu().tolist()
 
-    def predict(self, image):
+    def predict(self, image: Image.Image) -> list[float]:
         return self.predict_batch([image])[0]

@@ -13,7 +13,7 @@ STATIC_FILES = ("requirements.txt", "metadata")  # committed in each baseline fo
 sys.path.insert(0, str(BASELINES_DIR.parent / "tools"))  # tools/fixed_zip.py: the project's one zip writer
 
 
-def install_submission_files(folder, baseline):
+def install_submission_files(folder: Path, baseline: str) -> None:
     """Copy baselines/baseline_model.py to <folder>/model.py (one source for every baseline, no drift), and the
     baseline's committed requirements.txt and metadata when the folder is not baselines/<baseline> itself."""
     folder = Path(folder)
@@ -24,7 +24,7 @@ def install_submission_files(folder, baseline):
             shutil.copyfile(source, target)
 
 
-def submission_files(folder):
+def submission_files(folder: Path) -> list[str]:
     """The files that make the submission (relative names), checked present; the card lists the weights."""
     sys.path.insert(0, str(BASELINES_DIR))
     from baseline_model import CARD_NAME, read_card
@@ -39,7 +39,7 @@ def submission_files(folder):
     return names
 
 
-def pack_submission(folder, zip_path):
+def pack_submission(folder: Path, zip_path: Path) -> Path:
     """Zip the baseline folder with model.py, its card and weights at the zip root; returns the zip path."""
     from fixed_zip import write_zip
 
@@ -47,7 +47,7 @@ def pack_submission(folder, zip_path):
     return write_zip(zip_path, [(name, (folder / name).read_bytes()) for name in submission_files(folder)])
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("baselines", nargs="+", help="baseline folder names under baselines/ (resnet50, ensemble), "
                         "or paths of trained folders (train_baseline.py --out)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
@@ -32,16 +33,20 @@ BASELINES_DIR = Path(__file__).resolve().parent
 REPO = BASELINES_DIR.parent
 sys.path.insert(0, str(REPO / "tools"))  # tools/: the release reader and the project's degradations
 sys.path.insert(0, str(REPO / "scoring_program"))  # the scorer's macro-F1, so validation follows its rule
+sys.path.insert(0, str(REPO / "ingestion_program"))  # its model.py loader, so evaluation loads it the same way
 
 import baseline_model  # noqa: E402  (the submissions' model.py: same resize, same networks)
 from augment import Curriculum, TrainAugment  # noqa: E402
 from classification_metrics import macro_f1 as scorer_macro_f1  # noqa: E402
 from init_checkpoint import load_init, packaged_efficientnet_lite0  # noqa: E402
 from pack_baseline import install_submission_files  # noqa: E402
-from release_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
+from submission_loader import build_model, import_model_module  # noqa: E402
+from training_data import decode, limit_rows, training_rows, validation_sets  # noqa: E402
 from vocabulary import SEVERITIES  # noqa: E402
 
 CLASSES = baseline_model.CLASSES
+# Validation figures under the leaderboard's names (scoring_program/leaderboard_scores.py; a test checks them).
+VALIDATION_KEYS = ("pristine_macro_f1", "degraded_macro_f1", *(f"severity_{s}_macro_f1" for s in SEVERITIES))
 # Members ask timm for their mean/std (normalisation below); these names stay for bench/ingestion_overhead.py.
 from timm.data import IMAGENET_DEFAULT_MEAN as IMAGENET_MEAN, IMAGENET_DEFAULT_STD as IMAGENET_STD  # noqa: E402,F401
 
@@ -143,7 +148,7 @@ class RunOptions:
 
 
 # ---------------------------------------------------------------- distributed (torchrun) ----------------------
-def distributed_setup():
+def distributed_setup() -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -169,7 +174,7 @@ class WeightedDistributedSampler(torch.utils.data.Sampler):
         self.weights = torch.as_tensor(weights, dtype=torch.double)
         self.num_samples, self.rank, self.world, self.seed, self.epoch = num_samples, rank, world, seed, 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
@@ -181,7 +186,7 @@ class WeightedDistributedSampler(torch.utils.data.Sampler):
         return len(range(self.rank, self.num_samples, self.world))
 
 
-def class_weights(labels, power):
+def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     """Per-sample weight count(label) ** -power: power 1 balances classes, 0 keeps the natural frequencies."""
     values, counts = np.unique(labels, return_counts=True)
     per_class = dict(zip(values, counts.astype(float) ** -power))
@@ -198,7 +203,7 @@ class TrainingSet(torch.utils.data.Dataset):
         self.augment, self.seed = augment, seed
         self.epoch, self.probability, self.strength = 0, 0.0, 0.0
 
-    def set_stage(self, epoch, probability, strength):
+    def set_stage(self, epoch: int, probability: float, strength: float) -> None:
         self.epoch, self.probability, self.strength = epoch, probability, strength
 
     def __len__(self):
@@ -210,7 +215,7 @@ class TrainingSet(torch.utils.data.Dataset):
         return tensor, self.targets[index]
 
 
-def validation_tensors(rows, member):
+def validation_tensors(rows: pd.DataFrame, member: Member) -> torch.Tensor:
     """Validation images resized once (uint8, N x 3 x H x W) exactly as model.py resizes them."""
     arrays = [baseline_model.image_to_array(decode(data), (member.input_size,) * 2, "bicubic")
               for data in tqdm(rows["image_bytes"], desc="resize validation", leave=False, disable=None)]
@@ -218,26 +223,25 @@ def validation_tensors(rows, member):
 
 
 # ---------------------------------------------------------------- metrics ----------------------------------------
-def macro_f1(labels, predictions):
+def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float | None:
     """The scoring program's macro-F1 (over the classes present in `labels`); None for an empty subset."""
     labels = np.asarray(labels)
     return None if labels.size == 0 else scorer_macro_f1(labels, np.asarray(predictions))
 
 
-def severity_scores(pristine_labels, pristine_predictions, degraded_labels, degraded_predictions, severities):
+def severity_scores(pristine_labels: np.ndarray, pristine_predictions: np.ndarray, degraded_labels: np.ndarray,
+                    degraded_predictions: np.ndarray, severities: np.ndarray) -> dict:
     """The leaderboard's macro-F1 figures: pristine set, degraded set, and each severity inside the degraded set."""
     severities = np.asarray(severities)
-    scores = {"pristine_macro_f1": macro_f1(pristine_labels, pristine_predictions),
-              "degraded_macro_f1": macro_f1(degraded_labels, degraded_predictions)}
+    scores = [macro_f1(pristine_labels, pristine_predictions), macro_f1(degraded_labels, degraded_predictions)]
     for severity in SEVERITIES:
         mask = severities == severity
-        scores[f"severity_{severity}_macro_f1"] = macro_f1(np.asarray(degraded_labels)[mask],
-                                                           np.asarray(degraded_predictions)[mask])
-    return scores
+        scores.append(macro_f1(np.asarray(degraded_labels)[mask], np.asarray(degraded_predictions)[mask]))
+    return dict(zip(VALIDATION_KEYS, scores))
 
 
 # ---------------------------------------------------------------- networks ---------------------------------------
-def hub_reachable(timeout=5.0):
+def hub_reachable(timeout: float = 5.0) -> tuple[bool, str]:
     """Whether huggingface.co answers on 443 (checked first, so an offline machine fails fast, not after retries)."""
     try:
         socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
@@ -246,7 +250,7 @@ def hub_reachable(timeout=5.0):
         return False, f"huggingface.co unreachable ({error})"
 
 
-def create_network(member, pretrained, init=None):
+def create_network(member: Member, pretrained: str, init: Path | None = None) -> tuple[torch.nn.Module, dict]:
     """(network, its initialisation for the card): a local checkpoint when `init` is given (or the member has a
     default one and --pretrained is not off), else the hub's ImageNet weights following --pretrained auto|on|off."""
     import timm
@@ -275,7 +279,7 @@ def create_network(member, pretrained, init=None):
     return baseline_model.build_network(card_member), {"imagenet_pretrained": False}
 
 
-def git_commit():
+def git_commit() -> str:
     """The repository's commit (with '-dirty' for local changes), or 'unknown' outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
@@ -288,7 +292,8 @@ def git_commit():
 
 # ---------------------------------------------------------------- training ---------------------------------------
 @torch.inference_mode()
-def predict_classes(network, images, normalise, device, batch_size, amp):
+def predict_classes(network: torch.nn.Module, images: torch.Tensor, normalise: Callable, device: torch.device,
+                    batch_size: int, amp: bool) -> np.ndarray:
     """Arg-max class name per image (no TTA: the per-epoch check; the final evaluation goes through model.py)."""
     network.eval()
     out = []
@@ -299,7 +304,9 @@ def predict_classes(network, images, normalise, device, batch_size, amp):
     return np.asarray(CLASSES)[torch.cat(out).numpy()]
 
 
-def train_member(member, profile, options, train_rows, validation, run_dir, rank, world, device):
+def train_member(member: Member, profile: Profile, options: RunOptions, train_rows: pd.DataFrame,
+                 validation: tuple[dict, dict] | None, run_dir: Path, rank: int, world: int,
+                 device: torch.device) -> tuple[dict, list[dict], dict]:
     """Train one member; returns (best state dict, history, its initialisation). Rank 0 writes the run folder."""
     torch.manual_seed(options.seed)
     amp = device.type == "cuda"
@@ -308,7 +315,42 @@ def train_member(member, profile, options, train_rows, validation, run_dir, rank
     # channels_last on the CPU too: it halved a tf_efficientnet_lite0 training step there (128 px, one thread).
     network.to(memory_format=torch.channels_last)
     model = torch.nn.parallel.DistributedDataParallel(network) if world > 1 else network
+    dataset, sampler, loader = training_loader(member, profile, options, train_rows, rank, world, amp)
+    epochs = options.epochs or member.epochs or profile.epochs
+    steps_per_epoch = min(len(loader), options.max_steps or len(loader))
+    step = TrainingStep(model, *optimizer_and_schedule(network, member, profile, epochs, steps_per_epoch),
+                        torch.amp.GradScaler(device.type, enabled=amp),
+                        torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing),
+                        input_normaliser(network, device), device, amp)
+    curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
+    history, best_state, best_score = [], None, -1.0
+    for epoch in range(epochs):
+        probability, strength = curriculum.at(epoch)
+        dataset.set_stage(epoch, probability, strength)
+        sampler.set_epoch(epoch)
+        started = time.time()
+        losses = train_epoch(step, loader, steps_per_epoch, f"{member.architecture} epoch {epoch + 1}/{epochs}",
+                             show=rank == 0)
+        if rank == 0:
+            scores = validate(network, validation, step.normalise, device, amp)
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.time() - started,
+                      "degradation_probability": probability, "degradation_strength": strength,
+                      "learning_rate": step.schedule.get_last_lr()[0], **scores}
+            history.append(record)
+            print(json.dumps(record), file=sys.stderr, flush=True)
+            if scores["degraded_macro_f1"] > best_score:
+                best_score, best_state = scores["degraded_macro_f1"], state_copy(network)
+            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+            plot_history(history, run_dir / "training_curve.png", member.architecture)
+        if world > 1:
+            dist.barrier()
+    return best_state, history, initialisation
 
+
+def training_loader(member: Member, profile: Profile, options: RunOptions, train_rows: pd.DataFrame, rank: int,
+                    world: int, amp: bool) -> tuple[TrainingSet, WeightedDistributedSampler,
+                                                     torch.utils.data.DataLoader]:
+    """The augmented training set, its class-weighted sampler (this rank's share) and the loader over both."""
     augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array)
     dataset = TrainingSet(train_rows, augment, options.seed)
     weights = class_weights(train_rows["label"].to_numpy(), profile.balance_power)
@@ -317,70 +359,87 @@ def train_member(member, profile, options, train_rows, validation, run_dir, rank
     loader = torch.utils.data.DataLoader(dataset, batch_size=profile.batch_size // world, sampler=sampler,
                                          num_workers=workers, pin_memory=amp, drop_last=True,
                                          persistent_workers=False)
-    epochs = options.epochs or member.epochs or profile.epochs
-    steps_per_epoch = min(len(loader), options.max_steps or len(loader))
+    return dataset, sampler, loader
+
+
+def optimizer_and_schedule(network: torch.nn.Module, member: Member, profile: Profile, epochs: int,
+                           steps_per_epoch: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with a linear warm-up (about profile.warmup_epochs) then a cosine decay over the whole run."""
     optimizer = torch.optim.AdamW(network.parameters(), lr=member.learning_rate, weight_decay=profile.weight_decay)
     total_steps = max(1, epochs * steps_per_epoch)
     warmup = max(1, int(profile.warmup_epochs * steps_per_epoch)) if epochs > 1 else 1
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (
         1 + np.cos(np.pi * min(1.0, step / total_steps))))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    loss_function = torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing)
-    curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
+    return optimizer, schedule
+
+
+def input_normaliser(network: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A batch in [0, 1] -> standardised with the network's mean/std (from timm), in the channels_last layout."""
     mean = torch.tensor(normalisation(network)["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(normalisation(network)["std"], device=device).view(1, 3, 1, 1)
 
-    def normalise(batch):
+    def normalise(batch: torch.Tensor) -> torch.Tensor:
         batch = (batch - mean) / std
         return batch.contiguous(memory_format=torch.channels_last)
 
-    history, best_state, best_score = [], None, -1.0
-    for epoch in range(epochs):
-        probability, strength = curriculum.at(epoch)
-        dataset.set_stage(epoch, probability, strength)
-        sampler.set_epoch(epoch)
-        model.train()
-        started, losses = time.time(), []
-        bar = tqdm(loader, total=steps_per_epoch, desc=f"{member.architecture} epoch {epoch + 1}/{epochs}",
-                   disable=rank != 0, mininterval=1 if sys.stderr.isatty() else 60)
-        for step, (images, targets) in enumerate(bar):
-            if step >= steps_per_epoch:
-                break
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                loss = loss_function(model(normalise(images)), targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
-        bar.close()
-        if rank == 0:
-            pristine, degraded = validation
-            predicted_pristine = predict_classes(network, pristine["images"], normalise, device, 128, amp)
-            predicted_degraded = predict_classes(network, degraded["images"], normalise, device, 128, amp)
-            scores = severity_scores(pristine["labels"], predicted_pristine, degraded["labels"],
-                                     predicted_degraded, degraded["severities"])
-            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.time() - started,
-                      "degradation_probability": probability, "degradation_strength": strength,
-                      "learning_rate": schedule.get_last_lr()[0], **scores}
-            history.append(record)
-            print(json.dumps(record), file=sys.stderr, flush=True)
-            if scores["degraded_macro_f1"] > best_score:
-                best_score = scores["degraded_macro_f1"]
-                # contiguous: safetensors refuses the channels_last layout the network trains in
-                best_state = {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu()
-                              .contiguous().clone() for k, v in network.state_dict().items()}
-            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-            plot_history(history, run_dir / "training_curve.png", member.architecture)
-        if world > 1:
-            dist.barrier()
-    return best_state, history, initialisation
+    return normalise
 
 
-def normalisation(network):
+@dataclass
+class TrainingStep:
+    """What one optimizer step needs: the (maybe DDP-wrapped) model and its optimizer, schedule, scaler and loss."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    loss_function: torch.nn.Module
+    normalise: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    amp: bool
+
+
+def train_epoch(step: TrainingStep, loader: torch.utils.data.DataLoader, steps: int, description: str,
+                show: bool) -> list[float]:
+    """At most `steps` optimizer steps over the loader; returns the loss of each."""
+    step.model.train()
+    losses = []
+    bar = tqdm(loader, total=steps, desc=description, disable=not show,
+               mininterval=1 if sys.stderr.isatty() else 60)
+    for index, (images, targets) in enumerate(bar):
+        if index >= steps:
+            break
+        images, targets = images.to(step.device, non_blocking=True), targets.to(step.device, non_blocking=True)
+        with torch.autocast(step.device.type, dtype=torch.float16, enabled=step.amp):
+            loss = step.loss_function(step.model(step.normalise(images)), targets)
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scaler.scale(loss).backward()
+        step.scaler.step(step.optimizer)
+        step.scaler.update()
+        step.schedule.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+    bar.close()
+    return losses
+
+
+def validate(network: torch.nn.Module, validation: tuple[dict, dict], normalise: Callable, device: torch.device,
+             amp: bool) -> dict:
+    """The epoch's macro-F1 figures on the validation sets (pristine, degraded, each severity)."""
+    pristine, degraded = validation
+    predicted_pristine = predict_classes(network, pristine["images"], normalise, device, 128, amp)
+    predicted_degraded = predict_classes(network, degraded["images"], normalise, device, 128, amp)
+    return severity_scores(pristine["labels"], predicted_pristine, degraded["labels"], predicted_degraded,
+                           degraded["severities"])
+
+
+def state_copy(network: torch.nn.Module) -> dict:
+    """A CPU copy of the network's weights (float32, contiguous: safetensors refuses the channels_last layout)."""
+    return {k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous().clone()
+            for k, v in network.state_dict().items()}
+
+
+def normalisation(network: torch.nn.Module) -> dict:
     """The network's input mean and std as timm resolves them from its pretrained config."""
     import timm
 
@@ -388,7 +447,7 @@ def normalisation(network):
     return {"mean": [float(v) for v in config["mean"]], "std": [float(v) for v in config["std"]]}
 
 
-def plot_history(history, path, title):
+def plot_history(history: list[dict], path: Path, title: str) -> None:
     """Training loss and validation macro-F1 (pristine, degraded, each severity) per epoch."""
     import matplotlib
 
@@ -399,8 +458,7 @@ def plot_history(history, path, title):
     figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axis.plot(epochs, [record["train_loss"] for record in history], marker="o")
     loss_axis.set(xlabel="epoch", ylabel="training loss", title=title)
-    for key, style in [("pristine_macro_f1", "-o"), ("degraded_macro_f1", "-s")] + [
-            (f"severity_{severity}_macro_f1", ":") for severity in SEVERITIES]:
+    for key, style in zip(VALIDATION_KEYS, ["-o", "-s"] + [":"] * len(SEVERITIES)):
         values = [np.nan if record[key] is None else record[key] for record in history]
         score_axis.plot(epochs, values, style, label=key.replace("_macro_f1", ""))
     score_axis.set(xlabel="epoch", ylabel="validation macro-F1", ylim=(0, 1), title="phase2_eval")
@@ -412,7 +470,8 @@ def plot_history(history, path, title):
     plt.close(figure)
 
 
-def member_entry(member, weights_name, history, initialisation, profile, train_rows):
+def member_entry(member: Member, weights_name: str, history: list[dict], initialisation: dict, profile: Profile,
+                 train_rows: pd.DataFrame) -> dict:
     """The card's description of one trained member: what model.py needs, then how it was made."""
     best = max(history, key=lambda record: record["degraded_macro_f1"])
     network = baseline_model.build_network({"architecture": member.architecture,
@@ -427,7 +486,7 @@ def member_entry(member, weights_name, history, initialisation, profile, train_r
     }
 
 
-def members_to_keep(card_members, keep_within):
+def members_to_keep(card_members: list[dict], keep_within: float | None) -> tuple[list[dict], list[dict]]:
     """(kept, left out): members whose validation degraded macro-F1 is below keep_within x the best member's are
     left out, each with the reason, so an ensemble of briefly trained members is never pulled below its best one
     by members that did not learn. keep_within None keeps every member (equal weights)."""
@@ -444,7 +503,7 @@ def members_to_keep(card_members, keep_within):
     return kept, left_out
 
 
-def resized(member, input_size):
+def resized(member: Member, input_size: int | None) -> Member:
     """The member at another input size (tests, quick runs); Swin's fixed img_size follows."""
     if not input_size:
         return member
@@ -452,19 +511,36 @@ def resized(member, input_size):
     return dataclasses.replace(member, input_size=input_size, model_kwargs=kwargs)
 
 
-def train_baseline(options):
-    """Train every member of options.baseline and write the submission folder; returns the card (rank 0)."""
-    rank, world, device = distributed_setup()
-    profile = PROFILES[options.profile]
-    threads = options.threads or profile.threads
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(threads)
+def members_to_train(options: RunOptions) -> list[Member]:
+    """The baseline's members for the profile, at --input-size when given; refuses what the options cannot mean."""
     if options.profile not in BASELINES[options.baseline]:
         raise ValueError(f"baseline {options.baseline} has no profile {options.profile}; it has "
                          f"{sorted(BASELINES[options.baseline])}")
     members = [resized(member, options.input_size) for member in BASELINES[options.baseline][options.profile]]
     if options.init is not None and len(members) > 1:
         raise ValueError(f"--init gives one checkpoint; baseline {options.baseline} has {len(members)} members")
+    return members
+
+
+def recipe(options: RunOptions, degraded_source: str, world: int, device: torch.device, run_name: str) -> dict:
+    """The card's record of how the baseline was trained: enough to make it again."""
+    return {"profile": options.profile, "note": NOTES.get((options.baseline, options.profile), ""),
+            "curriculum": options.curriculum, "seed": options.seed,
+            "release": str(Path(options.release).resolve()), "train_split": "phase2_train",
+            "validation_split": "phase2_eval", "validation_degraded": degraded_source,
+            "limit_train": options.limit_train, "limit_eval": options.limit_eval,
+            "max_steps": options.max_steps, "world_size": world, "device": str(device),
+            "git_commit": git_commit(), "run_dir": str(Path(options.runs_dir) / run_name)}
+
+
+def train_baseline(options: RunOptions) -> dict | None:
+    """Train every member of options.baseline and write the submission folder; returns the card (rank 0)."""
+    rank, world, device = distributed_setup()
+    profile = PROFILES[options.profile]
+    threads = options.threads or profile.threads
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    members = members_to_train(options)
     out = Path(options.out or BASELINES_DIR / options.baseline)
     run_name = f"{options.baseline}-{options.profile}-curriculum_{'on' if options.curriculum else 'off'}"
     started = time.time()
@@ -497,19 +573,10 @@ def train_baseline(options):
     card_members, left_out = members_to_keep(card_members, profile.keep_within)
     for member in left_out:
         (out / member["weights"]).unlink()
-    card = {
-        "baseline": options.baseline, "classes": list(CLASSES), "tta": profile.tta, "members": card_members,
-        "left_out": left_out,
-        "make_command": f"make {options.baseline}",
-        "recipe": {"profile": options.profile, "note": NOTES.get((options.baseline, options.profile), ""),
-                   "curriculum": options.curriculum, "seed": options.seed,
-                   "release": str(Path(options.release).resolve()), "train_split": "phase2_train",
-                   "validation_split": "phase2_eval", "validation_degraded": degraded_source,
-                   "limit_train": options.limit_train, "limit_eval": options.limit_eval,
-                   "max_steps": options.max_steps, "world_size": world, "device": str(device),
-                   "git_commit": git_commit(), "run_dir": str(Path(options.runs_dir) / run_name)},
-        "training_seconds": round(time.time() - started, 1),
-    }
+    card = {"baseline": options.baseline, "classes": list(CLASSES), "tta": profile.tta, "members": card_members,
+            "left_out": left_out, "make_command": f"make {options.baseline}",
+            "recipe": recipe(options, degraded_source, world, device, run_name),
+            "training_seconds": round(time.time() - started, 1)}
     (out / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
     install_submission_files(out, options.baseline)
     if options.evaluate:
@@ -519,19 +586,14 @@ def train_baseline(options):
     return card
 
 
-def load_submission(folder):
-    """The folder's model.py loaded by path (as the ingestion program does) and its Model loaded."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"submission_{abs(hash(str(folder)))}", Path(folder) / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
-    model.load()
+def load_submission(folder: Path) -> object:
+    """The folder's model.py imported by path and its Model built and loaded, by the ingestion program's loader."""
+    model, _ = build_model(import_model_module(Path(folder) / "model.py"))
     return model
 
 
-def evaluate_submission(folder, pristine_rows, degraded_rows, batch_size=64):
+def evaluate_submission(folder: Path, pristine_rows: pd.DataFrame, degraded_rows: pd.DataFrame,
+                        batch_size: int = 64) -> dict:
     """Macro-F1 figures of the finished submission (its model.py, with its TTA) on the validation sets."""
     model = load_submission(folder)
     started, count = time.time(), 0
@@ -549,7 +611,7 @@ def evaluate_submission(folder, pristine_rows, degraded_rows, batch_size=64):
             "images_per_second": round(count / (time.time() - started), 2)}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("release", type=Path, help="WBCBench release folder (pristine/, degraded/, metadata/)")
     parser.add_argument("--baseline", choices=sorted(BASELINES), default="resnet50")

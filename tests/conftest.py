@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from kit_files import load_module
+
 REPO = Path(__file__).resolve().parents[1]
 PBC_RELEASE = REPO.parent / "shared" / "data" / "pbc_wbcbench"
 
@@ -49,12 +51,7 @@ def trained_starting_kit(small_release, tmp_path_factory):
     shutil.copytree(REPO / "starting_kit", folder, ignore=shutil.ignore_patterns("*.joblib", "__pycache__"))
     sys.path.insert(0, str(folder))
     try:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("starting_kit_train", folder / "train.py")
-        train = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(train)
-        train.train(small_release, folder / "classifier.joblib", seed=0)
+        load_module(folder / "train.py").train(small_release, folder / "classifier.joblib", seed=0)
     finally:
         sys.path.remove(str(folder))
     return folder

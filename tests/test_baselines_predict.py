@@ -1,5 +1,4 @@
 """The baselines' model.py on CPU: cards with random-weight members, TTA views, probabilities, clear load errors."""
-import importlib.util
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ from safetensors.torch import save_file
 
 import baseline_model
 from pack_baseline import install_submission_files
+from submission_loader import import_model_module
 
 CLASSES = baseline_model.CLASSES
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -42,11 +42,8 @@ def make_submission(folder, baseline, members, tta="flip", seed=0):
 
 
 def load_model(folder):
-    """Import <folder>/model.py by path, as the ingestion program does, and return a loaded Model."""
-    spec = importlib.util.spec_from_file_location(f"model_{folder.name}_{id(folder)}", folder / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
+    """Import <folder>/model.py by path with the ingestion program's loader and return a loaded Model."""
+    model = import_model_module(folder / "model.py").Model()
     model.load()
     return model
 

@@ -1,5 +1,4 @@
 """The baselines' recipe and packing: a tiny real training run, its card and zip, the sampler, the curriculum."""
-import importlib.util
 import json
 import zipfile
 from collections import Counter
@@ -11,8 +10,11 @@ import yaml
 
 import baseline_model
 from augment import Curriculum
+from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
-from train_baseline import RunOptions, WeightedDistributedSampler, class_weights, train_baseline
+from submission_loader import import_model_module
+from train_baseline import (VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights, severity_scores,
+                            train_baseline)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,10 +67,7 @@ def test_zip_has_model_card_and_weights_at_its_root_and_runs_unpacked(trained, t
         metadata = yaml.safe_load(archive.read("metadata"))
         assert isinstance(metadata, dict) and "command" not in metadata  # run by the ingestion program
         archive.extractall(tmp_path / "unpacked")
-    spec = importlib.util.spec_from_file_location("unpacked_model", tmp_path / "unpacked" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.Model()
+    model = import_model_module(tmp_path / "unpacked" / "model.py").Model()
     model.load()
     from PIL import Image
 
@@ -119,3 +118,11 @@ def test_curriculum_ramps_then_holds_and_switches_off():
     assert stages[4] == stages[6] == pytest.approx((0.5, 1.0))
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(stages[:4], stages[1:5]))
     assert Curriculum(enabled=False).at(3) == (0.0, 0.0)
+
+
+def test_validation_figures_carry_the_leaderboards_names():
+    """The recipe's per-epoch figures are named as scores.json names them (scoring_program owns the keys)."""
+    assert set(VALIDATION_KEYS) <= set(LEADERBOARD_KEYS)
+    scores = severity_scores(["LY", "SNE"], ["LY", "LY"], ["LY", "SNE"], ["LY", "SNE"], ["mild", "extreme"])
+    assert tuple(scores) == VALIDATION_KEYS and scores["severity_mild_macro_f1"] == 1.0
+    assert scores["severity_moderate_macro_f1"] is None  # no moderate image: no figure, not a zero

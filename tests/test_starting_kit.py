@@ -1,7 +1,5 @@
 """The starting kit trains, loads and predicts valid, deterministic probabilities; the bundle's pages exist."""
-import importlib.util
 import io
-import itertools
 import shutil
 from pathlib import Path
 
@@ -12,6 +10,9 @@ import yaml
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from kit_files import load_module
+from submission_loader import import_model_module
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
 # The scores.json keys of the team brief, in leaderboard order: primary, the tie-breakers, the rest, speed last.
@@ -20,19 +21,10 @@ LEADERBOARD_KEYS = [
     "pristine_macro_f1", "severity_pristine_macro_f1", "severity_mild_macro_f1", "severity_moderate_macro_f1",
     "severity_extreme_macro_f1", "images_per_second",
 ]
-_loaded = itertools.count()
-
-
-def load_module(path):
-    """A submission file loaded by path under a fresh name, as the ingestion program does."""
-    spec = importlib.util.spec_from_file_location(f"starting_kit_test_{next(_loaded)}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def loaded_model(folder):
-    model = load_module(Path(folder) / "model.py").Model()
+    model = import_model_module(Path(folder) / "model.py").Model()
     model.load()
     return model
 
@@ -82,7 +74,7 @@ def test_training_and_prediction_are_deterministic(trained_starting_kit, small_r
 
 def test_missing_weights_error_names_the_file_and_the_command(tmp_path):
     shutil.copy(REPO / "starting_kit" / "model.py", tmp_path / "model.py")
-    model = load_module(tmp_path / "model.py").Model()
+    model = import_model_module(tmp_path / "model.py").Model()
     with pytest.raises(FileNotFoundError) as error:
         model.load()
     message = str(error.value)

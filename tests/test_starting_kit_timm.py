@@ -1,6 +1,4 @@
 """The deep-learning starting kit: a short real training run, the dry run and the emulator on its output."""
-import importlib.util
-import itertools
 import json
 import shutil
 import subprocess
@@ -13,19 +11,13 @@ import torch
 
 from bundle_copies import copy_bundle
 from codabench_run import run_submission
+from kit_files import load_module
 from leaderboard_scores import LEADERBOARD_KEYS
+from submission_loader import import_model_module
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / "starting_kit_timm"
 CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
-_loaded = itertools.count()
-
-
-def load_module(path):
-    spec = importlib.util.spec_from_file_location(f"kit_timm_test_{next(_loaded)}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_the_kit_is_a_complete_submission(trained_kit):
 
 
 def test_predictions_are_probabilities_in_class_order(trained_kit, small_release):
-    module = load_module(trained_kit / "model.py")
+    module = import_model_module(trained_kit / "model.py")
     model = module.Model()
     model.load()
     assert module.CLASSES == CLASSES and model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -85,7 +77,7 @@ def test_dry_run_and_emulator_score_the_kit(trained_kit, small_bundle, tmp_path)
 def test_missing_weights_name_the_file_and_the_command(tmp_path):
     shutil.copy(KIT / "model.py", tmp_path / "model.py")
     with pytest.raises(FileNotFoundError) as error:
-        load_module(tmp_path / "model.py").Model().load()
+        import_model_module(tmp_path / "model.py").Model().load()
     assert str(tmp_path / "card.json") in str(error.value)
     assert "python starting_kit_timm/train.py build/demo_release" in str(error.value)
 
@@ -115,3 +107,14 @@ def test_degradations_follow_the_severity_order():
     assert change["pristine"] == 0 < change["mild"] < change["moderate"] < change["extreme"]
     out = augment.augment_batch(image[None].to(torch.uint8).repeat(4, 1, 1, 1), torch.Generator().manual_seed(0))
     assert out.shape == (4, 3, 64, 64) and 0 <= out.min() and out.max() <= 255
+
+
+def test_kit_degradations_are_a_faithful_copy_of_tools_degrade():
+    """The kit is self-contained, so augment.py copies tools/degrade.py's severities and ranges: the copy must match."""
+    import cells
+    import degrade
+
+    augment = load_module(KIT / "augment.py")
+    assert augment.SEVERITIES == degrade.SEVERITIES
+    assert augment.RANGES == degrade.SEVERITY_RANGES
+    assert augment.SOURCE_SIZE == cells.IMAGE_SIZE

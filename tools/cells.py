@@ -269,7 +269,39 @@ def _stamp_granules(rng, shape, mask, count, size):
 
 
 def _white_cell(attrs, rng):
-    """Optical-density map (3, h, w) of the white cell and its body mask, in a square crop around it."""
+    """Optical-density map (3, h, w) of the white cell and its body mask, in a square crop around it.
+
+    The steps draw from `rng` in a fixed order (body, nucleus, chromatin, cytoplasm, vacuoles, granules, nucleoli):
+    reordering them would change every demo image.
+    """
+    cell = _cell_body(attrs, rng)
+    nucleus, centre, xy, half_width = _nucleus(attrs, rng, cell)
+    chromatin = _chromatin(attrs, rng, nucleus, cell.size)
+    cytoplasm = _cytoplasm(attrs, rng, nucleus, cell)
+    holes = _vacuoles(attrs, rng, cell)
+    cytoplasm *= 1 - 0.85 * holes
+    granules = _granules(attrs, rng, nucleus, holes, cell)
+    od = _tint(cytoplasm, attrs["cytoplasm_od"]) + _tint(chromatin, CHROMATIN_OD) + _tint(granules, attrs["granule_od"])
+    od = _nucleoli(attrs, rng, od, nucleus, centre, xy, half_width, cell)
+    return od * np.float32(attrs["stain"]), cell.body
+
+
+@dataclass
+class _CellFrame:
+    """The white cell's square crop: its half size, pixel grid, ellipse axes, elliptic radius and body mask."""
+
+    half: int
+    size: int
+    xx: np.ndarray
+    yy: np.ndarray
+    a: float
+    b: float
+    rho: np.ndarray
+    body: np.ndarray
+
+
+def _cell_body(attrs, rng):
+    """The crop around the cell and the cell's body: an ellipse with a wobbly membrane."""
     radius = attrs["cell_radius"]
     aspect = attrs["cell_aspect"]
     half = int(radius * np.sqrt(aspect) * (1 + 3 * attrs["cell_irregularity"]) + 6)
@@ -283,8 +315,13 @@ def _white_cell(attrs, rng):
     wobble = sum(rng.normal(0, 1) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5))
     rho = rho / (1 + attrs["cell_irregularity"] * wobble)
     body = np.clip((1 - rho) * radius / 1.5 + 0.5, 0, 1)
+    return _CellFrame(half, size, xx, yy, a, b, rho, body)
 
-    # nucleus: a chain of discs along a (bent, lobed) centreline, offset from the cell centre
+
+def _nucleus(attrs, rng, cell):
+    """(nucleus mask, its centre, centreline points, half widths): discs along a (bent, lobed) centreline, offset
+    from the cell centre but kept inside the membrane."""
+    radius = attrs["cell_radius"]
     angle = rng.uniform(0, 2 * np.pi)
     offset = attrs["nucleus_offset"] * radius * np.array([np.cos(angle), np.sin(angle)])
     xy, half_width, lobes = _nucleus_centreline(attrs, rng, radius)
@@ -292,53 +329,70 @@ def _white_cell(attrs, rng):
     xy = xy @ np.array([[np.cos(rot), np.sin(rot)], [-np.sin(rot), np.cos(rot)]])
     # an eccentric nucleus may reach the membrane but not cross it
     extent = max([(np.hypot(*xy.T) + half_width).max()] + [np.hypot(*xy[k]) + max(p, q) for k, p, q in lobes])
-    room = max(0.97 * min(a, b) - extent, 0.0)
+    room = max(0.97 * min(cell.a, cell.b) - extent, 0.0)
     offset *= min(1.0, room / (np.hypot(*offset) + 1e-9))
-    centre = np.array([half, half]) + offset
-    nucleus = np.asarray(_draw_nucleus(size, centre, xy, half_width, lobes).filter(ImageFilter.GaussianBlur(1.0)),
+    centre = np.array([cell.half, cell.half]) + offset
+    nucleus = np.asarray(_draw_nucleus(cell.size, centre, xy, half_width, lobes).filter(ImageFilter.GaussianBlur(1.0)),
                          np.float32) / 255.0
-    nucleus *= body
+    nucleus *= cell.body
+    return nucleus, centre, xy, half_width
 
+
+def _chromatin(attrs, rng, nucleus, size):
+    """Chromatin density inside the nucleus: clumped texture and a darker nuclear membrane."""
     clump = attrs["chromatin_clumping"]
     chromatin = 1 + clump * 0.45 * _noise(rng, (size, size), 4.0) + 0.12 * _noise(rng, (size, size), 2.0)
     chromatin = nucleus * attrs["chromatin_density"] * np.clip(chromatin, 0.3, 1.8)
     chromatin += nucleus * 0.25 * np.clip(1 - np.abs(nucleus - 0.6) * 4, 0, 1)  # darker nuclear membrane
+    return chromatin
 
-    cytoplasm = attrs["cytoplasm_density"] * (1 + attrs["cytoplasm_texture"] * _noise(rng, (size, size), 6.0))
-    cytoplasm = cytoplasm * (1 + attrs["cytoplasm_rim"] * np.clip((rho - 0.7) / 0.3, 0, 1) ** 2)
+
+def _cytoplasm(attrs, rng, nucleus, cell):
+    """Cytoplasm density: textured, a denser rim, a paler halo around the nucleus where the class has one."""
+    cytoplasm = attrs["cytoplasm_density"] * (1 + attrs["cytoplasm_texture"] * _noise(rng, (cell.size,) * 2, 6.0))
+    cytoplasm = cytoplasm * (1 + attrs["cytoplasm_rim"] * np.clip((cell.rho - 0.7) / 0.3, 0, 1) ** 2)
     if attrs["halo"] > 0:
         near = gaussian_filter(nucleus, 5.0)
         cytoplasm = cytoplasm * (1 - attrs["halo"] * np.clip(near * 2.2, 0, 1) * (1 - nucleus))
-    cytoplasm = np.clip(cytoplasm, 0, None) * body * (1 - nucleus)
+    return np.clip(cytoplasm, 0, None) * cell.body * (1 - nucleus)
 
-    # vacuoles: clear round holes in the cytoplasm
-    holes = np.zeros((size, size), np.float32)
+
+def _vacuoles(attrs, rng, cell):
+    """Clear round holes in the cytoplasm (1 inside a hole)."""
+    holes = np.zeros((cell.size, cell.size), np.float32)
     for _ in range(attrs["vacuoles"]):
         r = rng.uniform(2.5, 6.5)
         t, d = rng.uniform(0, 2 * np.pi), rng.uniform(0.4, 0.85)
-        cx, cy = half + d * a * np.cos(t), half + d * b * np.sin(t)
-        holes = np.maximum(holes, np.clip(r - np.hypot(xx + half - 0.5 - cx, yy + half - 0.5 - cy), 0, 1))
-    cytoplasm *= 1 - 0.85 * holes
+        cx, cy = cell.half + d * cell.a * np.cos(t), cell.half + d * cell.b * np.sin(t)
+        holes = np.maximum(holes, np.clip(r - np.hypot(cell.xx + cell.half - 0.5 - cx,
+                                                       cell.yy + cell.half - 0.5 - cy), 0, 1))
+    return holes
 
-    cytoplasm_area = float((body * (1 - nucleus)).sum())
+
+def _granules(attrs, rng, nucleus, holes, cell):
+    """Granule density in the cytoplasm (outside the holes) and, for some classes, over the nucleus."""
+    cytoplasm_area = float((cell.body * (1 - nucleus)).sum())
     count = int(attrs["granule_density"] * cytoplasm_area / 100)
     over = attrs["granules_over_nucleus"]
-    granules = _stamp_granules(rng, (size, size), body * (1 - nucleus) * (1 - holes), count,
-                               attrs["granule_size"])
+    shape = (cell.size, cell.size)
+    granules = _stamp_granules(rng, shape, cell.body * (1 - nucleus) * (1 - holes), count, attrs["granule_size"])
     if over > 0:
-        granules += _stamp_granules(rng, (size, size), nucleus, int(count * over * nucleus.sum() / max(
+        granules += _stamp_granules(rng, shape, nucleus, int(count * over * nucleus.sum() / max(
             cytoplasm_area, 1)), attrs["granule_size"])
-    granules *= body
+    granules *= cell.body
+    return granules
 
-    od = _tint(cytoplasm, attrs["cytoplasm_od"]) + _tint(chromatin, CHROMATIN_OD) + _tint(granules, attrs["granule_od"])
+
+def _nucleoli(attrs, rng, od, nucleus, centre, xy, half_width, cell):
+    """The optical density with pale nucleoli (blast-like cells) set into the nucleus."""
     for _ in range(attrs["nucleoli"]):
         k = rng.integers(len(xy))
         spot = centre + xy[k] + rng.normal(0, 0.3, 2) * half_width[k]
         r = rng.uniform(0.18, 0.32) * half_width[k] + 1.5
-        d = np.hypot(xx + half - 0.5 - spot[0], yy + half - 0.5 - spot[1])
+        d = np.hypot(cell.xx + cell.half - 0.5 - spot[0], cell.yy + cell.half - 0.5 - spot[1])
         nucleolus = np.clip((r - d) / 1.5, 0, 1) * nucleus
         od = od * (1 - 0.55 * nucleolus) + _tint(0.55 * nucleolus, NUCLEOLUS_OD)
-    return od * np.float32(attrs["stain"]), body
+    return od
 
 
 def _red_cell_sprite(rng):

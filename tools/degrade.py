@@ -1,10 +1,14 @@
 """Image degradations at the WBCBench severities (mild, moderate, extreme), with per-image recorded parameters."""
 import io
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from jpeg_encoding import encode_jpeg
 from vocabulary import SEVERITIES
+
+DEGRADED_SEVERITIES = tuple(s for s in SEVERITIES if s != "pristine")  # the ones that change an image
 
 # Every severity records the same keys (identity values where unused), so degradation_params.csv is one table.
 PARAM_KEYS = ("blur", "blur_sigma", "motion_length", "motion_angle", "noise_sigma", "brightness", "contrast",
@@ -12,8 +16,6 @@ PARAM_KEYS = ("blur", "blur_sigma", "motion_length", "motion_angle", "noise_sigm
 IDENTITY = {"blur": "none", "blur_sigma": 0.0, "motion_length": 0.0, "motion_angle": 0.0, "noise_sigma": 0.0,
             "brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "gain_r": 1.0, "gain_g": 1.0, "gain_b": 1.0,
             "noise_seed": 0}
-
-TWIN_JPEG_QUALITY = 95  # degraded twins made here are saved as JPEG at this quality
 
 # Per severity: the chance of motion (vs Gaussian) blur, and uniform ranges of each magnitude.
 # Blur in px on the 368 px image; noise sigma on the 0-255 scale; colour factors multiply (1 = unchanged).
@@ -127,6 +129,17 @@ def degraded_twin(jpeg, rng):
     severity = SEVERITIES[rng.integers(len(SEVERITIES))]
     with Image.open(io.BytesIO(jpeg)) as source:
         image, params = degrade(source.convert("RGB"), severity, rng)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=TWIN_JPEG_QUALITY)
-    return severity, buffer.getvalue(), params
+    return severity, encode_jpeg(image), params
+
+
+def synthesized_twins(jpegs: Iterable[bytes], seed: int, stream: int = 0) -> Iterator[tuple[str, bytes, dict]]:
+    """degraded_twin of each pristine JPEG in turn, the one way degraded sets are synthesized (tools/prepare.py,
+    the baselines' validation set). Image `index` of `stream` (prepare.py: the phase's number) draws from the
+    generator [seed, 2, stream, index], so a twin depends on neither the other images nor how many there are."""
+    for index, jpeg in enumerate(jpegs):
+        yield degraded_twin(jpeg, np.random.default_rng([seed, 2, stream, index]))
+
+
+def twin_id(image_id: str) -> str:
+    """The release-side id of a synthesized twin of `image_id` (reference side only: participants see fresh ids)."""
+    return f"{image_id}_degraded"

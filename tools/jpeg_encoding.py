@@ -1,7 +1,16 @@
-"""A JPEG's encoding (quantization tables, chroma subsampling), and re-encoding a picture with a given one."""
+"""JPEG encoding: the quality images made by the tools are saved at, a JPEG's tables, and re-encoding with them."""
 import io
 
 from PIL import Image, JpegImagePlugin
+
+SYNTHESIZED_JPEG_QUALITY = 95  # every JPEG the tools make from pixels (degraded twins, --reencode) is saved at this
+
+
+def encode_jpeg(image: Image.Image, quality: int = SYNTHESIZED_JPEG_QUALITY) -> bytes:
+    """An RGB picture as JPEG bytes at `quality`."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def encoding_of(jpeg: bytes) -> tuple:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 import cells
 import degrade
+from jpeg_encoding import encode_jpeg
 from release_reader import DEMO_MARKER  # tools/prepare.py refuses a release carrying it unless --demo
 
 CLASSES = cells.CLASSES
@@ -27,7 +28,7 @@ CLASS_FREQUENCY = {"SNE": 0.45, "LY": 0.10, "MO": 0.07, "EO": 0.065, "BNE": 0.06
                    "VLY": 0.035, "MMY": 0.03, "PMY": 0.025, "BL": 0.025, "PC": 0.02, "PLY": 0.01}
 # Severities of the degraded config's rows ("pristine" = an unmodified copy of the source image).
 SEVERITY_FREQUENCY = {"pristine": 0.1, "mild": 0.3, "moderate": 0.3, "extreme": 0.3}
-JPEG_QUALITY = 90
+JPEG_QUALITY = 90  # the demo release's own JPEGs, like the real release's (not the tools' quality)
 IMAGES_PER_PATIENT = 8  # pseudo-patients, each confined to one split
 SCHEMA = pa.schema(
     [("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])), ("image_id", pa.string()),
@@ -58,9 +59,7 @@ def allocate(total, frequency, minimum=0):
 
 
 def _jpeg(image):
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return buffer.getvalue()
+    return encode_jpeg(image, JPEG_QUALITY)
 
 
 def _keep_freed_memory():

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from fixed_zip import write_zip
 from image_store import ImageStore, StoredImage
-from jpeg_encoding import encoding_of, reencode_with
+from jpeg_encoding import encode_jpeg, encoding_of, reencode_with
 from jpeg_metadata import strip_metadata
 from phase_sampling import check_patients_apart, class_gaps, split_by_patient, stratified_subsample, subsample
 from release_reader import DEMO_MARKER, ReleaseError, iter_rows, open_release, text_columns, verify_jpeg
@@ -27,7 +27,6 @@ from vocabulary import SETS, SEVERITIES
 DEFAULT_PHASES = {"eval": "phase2_eval", "test": "phase2_test"}
 DEFAULT_HUB = "Xin-Tian/wbcbench2026"  # the WBCBench 2026 release on the Hugging Face hub (gated)
 REFERENCE_COLUMNS = ("image_id", "set", "label", "severity", "cell_id", "release_image_id", "patient_hash")
-SYNTHESIZED_JPEG_QUALITY = 95
 ID_BYTES = 6  # 12 hex characters
 DEMO_SEED = 0  # the only seed that may be left implicit, and only for demo data
 
@@ -59,19 +58,13 @@ def _clean_bytes(row, reencode_all):
     image_format = verify_jpeg(row.image, row.source)
     if reencode_all:
         with Image.open(io.BytesIO(row.image)) as image:
-            return _encode(image.convert("RGB"))
+            return encode_jpeg(image.convert("RGB"))
     if image_format != "JPEG":
         raise ReleaseError(f"{row.source}: image is {image_format}, not JPEG; pass --reencode to convert it")
     try:
         return strip_metadata(row.image)
     except ValueError as error:
         raise ReleaseError(f"{row.source}: JPEG structure not understood ({error}); pass --reencode") from error
-
-
-def _encode(image):
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=SYNTHESIZED_JPEG_QUALITY)
-    return buffer.getvalue()
 
 
 def _digest(data):
@@ -143,12 +136,11 @@ def _synthesize_degraded(pristine, phase, phase_number, seed, store):
     """One degraded version per pristine image with tools/degrade.py; severity and parameters drawn per image."""
     import degrade  # sibling tool, imported only when the release has no degraded config
 
+    sources = tqdm(pristine, desc=f"synthesize degraded/{phase}", disable=None, file=sys.stderr, leave=False)
+    twins = degrade.synthesized_twins((store.get(image.data) for image in sources), seed, stream=phase_number)
     degraded, params = [], {}
-    for index, image in enumerate(tqdm(pristine, desc=f"synthesize degraded/{phase}", disable=None,
-                                       file=sys.stderr, leave=False)):
-        rng = np.random.default_rng([seed, 2, phase_number, index])
-        severity, data, image_params = degrade.degraded_twin(store.get(image.data), rng)
-        release_id = f"{image.cell_id}_degraded"
+    for image, (severity, data, image_params) in zip(pristine, twins):
+        release_id = degrade.twin_id(image.cell_id)
         degraded.append(BundleImage("degraded", image.label, severity, image.cell_id, release_id,
                                     image.patient_hash, store.put(data)))
         params[release_id] = {"original_image_id": image.cell_id, "severity": severity, **image_params}

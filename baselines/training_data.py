@@ -1,15 +1,16 @@
 """The training recipe's view of a WBCBench release: training rows, and validation sets with a degraded twin."""
 import io
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
-# tools/release_reader.py (the recipe puts tools/ on sys.path): shards and rows, validated.
+# tools/ (the recipe puts it on sys.path): shards and rows, validated; the one way degraded twins are synthesized.
+import degrade
 from release_reader import LocalRelease, read_rows
 
 
-def load_split(release_dir, config, split):
+def load_split(release_dir: Path, config: str, split: str) -> pd.DataFrame:
     """One config/split as a DataFrame (image bytes in column 'image_bytes'); empty when the release lacks it.
 
     Reading and validation (shard set complete, columns, labels in the class legend, severities) are
@@ -26,12 +27,12 @@ def load_split(release_dir, config, split):
     return frame
 
 
-def decode(image_bytes):
+def decode(image_bytes: bytes) -> Image.Image:
     """JPEG/PNG bytes -> RGB PIL image."""
     return Image.open(io.BytesIO(image_bytes)).convert("RGB")
 
 
-def training_rows(release_dir, split="phase2_train"):
+def training_rows(release_dir: Path, split: str = "phase2_train") -> pd.DataFrame:
     """The training split: pristine rows plus the release's degraded rows when it has them."""
     pristine = load_split(release_dir, "pristine", split)
     if pristine.empty:
@@ -40,13 +41,13 @@ def training_rows(release_dir, split="phase2_train"):
     return pd.concat([pristine, degraded], ignore_index=True)
 
 
-def validation_sets(release_dir, split="phase2_eval", seed=0, limit=None):
+def validation_sets(release_dir: Path, split: str = "phase2_eval", seed: int = 0,
+                    limit: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(pristine rows, degraded rows, where the degraded rows came from) for the validation split.
 
-    The degraded set is the release's own when it has one, else synthesised the way tools/prepare.py does it:
-    each pristine image gets one degraded twin whose severity is drawn uniformly from the four severities
-    (tools/degrade.py's degraded_twin, the rule prepare.py uses) with a fixed seed,
-    so every run and every baseline is validated on the same images. `limit` caps the images per set.
+    The degraded set is the release's own when it has one, else synthesized exactly as tools/prepare.py does it
+    (tools/degrade.py's synthesized_twins: one twin per pristine image, severity drawn uniformly from the four,
+    fixed seed), so every run and every baseline is validated on the same images. `limit` caps the images per set.
     """
     pristine = load_split(release_dir, "pristine", split)
     if pristine.empty:
@@ -55,10 +56,10 @@ def validation_sets(release_dir, split="phase2_eval", seed=0, limit=None):
     pristine = limit_rows(pristine, limit, seed)
     if not degraded.empty:
         return pristine, limit_rows(degraded, limit, seed), "release"
-    return pristine, synthesise_degraded(pristine, seed), f"synthesised with tools/degrade.py (seed {seed})"
+    return pristine, synthesize_degraded(pristine, seed), f"synthesized with tools/degrade.py (seed {seed})"
 
 
-def limit_rows(rows, limit, seed):
+def limit_rows(rows: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
     """A seeded subset of at most `limit` rows, keeping every class present when possible."""
     if limit is None or len(rows) <= limit:
         return rows.reset_index(drop=True)
@@ -69,14 +70,11 @@ def limit_rows(rows, limit, seed):
     return subset.reset_index(drop=True)
 
 
-def synthesise_degraded(pristine, seed):
-    """One degraded twin per pristine row, made with the project's degradations (tools/degrade.py)."""
-    import degrade  # tools/ is on sys.path for the recipe (see train_baseline.py) and the tests
-
-    rng = np.random.default_rng(seed)
+def synthesize_degraded(pristine: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """One degraded twin per pristine row, made and named as tools/prepare.py makes and names them."""
     rows = []
-    for row in pristine.itertuples(index=False):
-        severity, data, _ = degrade.degraded_twin(row.image_bytes, rng)
-        rows.append({**row._asdict(), "image_id": f"{row.image_id}-{severity}", "severity": severity,
+    twins = degrade.synthesized_twins(pristine["image_bytes"], seed)
+    for row, (severity, data, _) in zip(pristine.itertuples(index=False), twins):
+        rows.append({**row._asdict(), "image_id": degrade.twin_id(row.image_id), "severity": severity,
                      "original_image_id": row.image_id, "image_bytes": data})
     return pd.DataFrame(rows)
