@@ -7,7 +7,7 @@ class ScoringError(Exception):
     kind = "Scoring failed"
 
 
-class SubmissionError(ScoringError):
+class SubmissionOutputError(ScoringError):
     """The submission's predictions or its ingestion run are unusable: the participant must fix them."""
 
     kind = "Submission error"

@@ -31,11 +31,13 @@ from pathlib import Path
 
 import yaml
 
+import worker_paths as app
 from competition_rules import load_competition
+from worker_paths import legacy_variables
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
-from submission_loader import SubmissionError, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
+from submission_loader import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
 DEFAULT_TIME_LIMIT = 600  # seconds: a phase without execution_time_limit (the Phase model's default)
 DEFAULT_QUEUE_CAP = 600  # seconds: MAX_EXECUTION_TIME_LIMIT of the default queue in CodaBench's code
@@ -155,14 +157,6 @@ def extract(zipped, destination: Path) -> None:
 
 
 # --- Commands and processes -------------------------------------------------------------------------------------
-
-def legacy_variables(kind: str, is_scoring: bool) -> list:
-    """compute_worker.replace_legacy_metadata_command's table for a container of this kind and step."""
-    return [("$input", "/app/input_data" if kind == "ingestion" else "/app/input"), ("$output", "/app/output"),
-            ("$program", "/app/program"), ("$ingestion_program", "/app/program"), ("$hidden", "/app/input/ref"),
-            ("$shared", "/app/shared"), ("$submission_program", "/app/ingested_program"), ("$tmp", "/app/output"),
-            ("$predictions", "/app/input/res" if is_scoring else "/app/output")]
-
 
 def worker_command(command: str, kind: str, is_scoring: bool, mounts: dict, python: str = sys.executable) -> list:
     """metadata.yaml command -> argv: legacy $variables, split on single spaces, /app paths -> temp folders."""
@@ -414,15 +408,15 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
     if not ingestion_command:
         raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
-    base = {"/app/output": root / "output", "/app/data": root / "data", "/app/input_data": root / "input_data"}
+    base = {app.OUTPUT: root / "output", app.DATA: root / "data", app.INPUT_DATA: root / "input_data"}
     containers = []
     if program_command:
         result.notes.append(f"the submission's {program_metadata} has a command: CodaBench runs it beside the "
                             f"ingestion program: {program_command}")
-        mounts = {**base, "/app/program": root / "program"}
+        mounts = {**base, app.PROGRAM: root / "program"}
         containers.append(("prediction_program", worker_command(program_command, "program", False, mounts, python),
                            root / "program"))
-    mounts = {**base, "/app/program": root / "ingestion_program", "/app/ingested_program": root / "program"}
+    mounts = {**base, app.PROGRAM: root / "ingestion_program", app.INGESTED_PROGRAM: root / "program"}
     containers.append(("prediction_ingestion", worker_command(ingestion_command, "ingestion", False, mounts, python),
                        root / "ingestion_program"))
     marker = secrets.token_hex(8)
@@ -455,8 +449,8 @@ def _scoring_step(result, copies, limit, python, prediction_output: Path) -> Non
     _, command = metadata_command(root / "program")
     if not command:
         raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
-    mounts = {"/app/program": root / "program", "/app/output": root / "output", "/app/data": root / "data",
-              "/app/shared": root / "shared", "/app/input": root / "input"}
+    mounts = {app.PROGRAM: root / "program", app.OUTPUT: root / "output", app.DATA: root / "data",
+              app.SHARED: root / "shared", app.INPUT: root / "input"}
     marker = secrets.token_hex(8)
     container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
     env = step_environment(root / "home", python, marker)
@@ -544,7 +538,7 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
     try:
         tree, marker, born_after = _prediction_step(result, source, task, submission, limit, python,
                                                     result.workdir / "bundles")
-    except SubmissionError as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
+    except SubmissionNotRunnable as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
         result.reason = str(error)
         return
     leftovers = kill_leftovers(tree, marker, born_after)
