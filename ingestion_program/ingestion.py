@@ -33,7 +33,8 @@ from output_files import (PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, remove_foreig
 from reference_guard import ReferenceExposedError, check_no_reference
 from run_report import ERRORS_SHOWN, RunReport, SetFigures, images_per_second
 from requirements_check import check_requirements
-from submission_loader import SubmissionNotRunnable, check_requirements_size, find_model_dir, unpack_zip
+from submission_loader import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, check_requirements_size, find_model_dir,
+                               unpack_zip)
 from time_budget import BudgetExceeded, TimeBudget
 from zip_images import ImageEntry, InputDataError, ZipReader, decoded_batches, list_images
 
@@ -45,7 +46,6 @@ DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LOG_CAP_BYTES = 5_000_000
 DEFAULT_FAIL_FAST_IMAGES = 64
-DEFAULT_MAX_UNPACKED_MB = 4096
 WARNINGS_SHOWN = 20
 EXIT_OK, EXIT_FAILED = 0, 1
 ENVIRONMENT = """environment variables (an option given on the command line wins):

@@ -24,10 +24,11 @@ class SubmissionNotRunnable(Exception):
 
 
 REQUIREMENTS_MAX_BYTES, REQUIREMENTS_MAX_LINES = 1_000_000, 1_000
+DEFAULT_MAX_UNPACKED_MB = 4096  # WBC_MAX_UNPACKED_MB: the ingestion's option; the emulator uses this default
 UTF8_FLAG = 0x800
 
 
-def unpack_zip(zip_path: Path, into: Path, max_bytes: int) -> Path:
+def unpack_zip(zip_path: Path, into: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_MB * 2**20) -> Path:
     """Local convenience: a submission given as a zip is checked (names, total size) and unpacked into `into`."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
