@@ -84,7 +84,7 @@ def format_row(scores: dict) -> str:
     return "\n".join(f"  {key:<28} {value:.4f}" for key, value in scores.items())
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", type=Path, help="CodaBench input folder holding ref/ and res/")
     parser.add_argument("output", nargs="?", type=Path, help="folder for scores.json and detailed_results.html")

@@ -100,7 +100,7 @@ class RunResult:
 
 # --- Bundles: zipped like the uploader, extracted as they are like the worker ---------------------------------
 
-def zip_folder(source: Path, target) -> None:
+def zip_folder(source: Path, target: Path | io.BytesIO) -> None:
     """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO."""
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, dirs, files in os.walk(source):
@@ -128,7 +128,7 @@ class BundleSource:
                 raise RunSetupError(f"{self.root} has no competition.yaml at its root")
             return load_competition(archive.extract("competition.yaml", scratch))
 
-    def zipped(self, relative: str, target) -> None:
+    def zipped(self, relative: str, target: Path | io.BytesIO) -> None:
         """The folder `relative` of the bundle as the uploader zips it, written to target (path or BytesIO)."""
         relative = str(relative).strip("/")
         if self.root.is_dir():
@@ -147,7 +147,7 @@ class BundleSource:
                         out.writestr(name, data.read())
 
 
-def extract(zipped, destination: Path) -> None:
+def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
     """compute_worker._get_bundle: the zip extracted into destination as it is."""
     destination.mkdir(parents=True, exist_ok=True)
     if isinstance(zipped, io.BytesIO):
@@ -325,7 +325,7 @@ def kill_leftovers(tree: Path, marker: str, born_after: int) -> list:
     return sorted(set(killed))
 
 
-def file_digests(source) -> dict:
+def file_digests(source: Path | io.BytesIO) -> dict:
     """sha256 of every file in a folder or a zip (BytesIO) by relative path, Python's __pycache__ aside."""
     if isinstance(source, io.BytesIO):
         source.seek(0)
@@ -366,7 +366,8 @@ def _find_task(config: dict, phase: str):
     raise RunSetupError(f"no task in competition.yaml has input_data named '{phase}' (tasks: {names})")
 
 
-def effective_time_limit(config: dict, phase_config: dict, time_limit=None, queue_cap=DEFAULT_QUEUE_CAP) -> tuple:
+def effective_time_limit(config: dict, phase_config: dict, time_limit: int | None = None,
+                         queue_cap: int = DEFAULT_QUEUE_CAP) -> tuple[int, str | None]:
     """(seconds, note): the phase's limit (or time_limit), capped at queue_cap when the competition names no queue.
 
     CodaBench (competitions/tasks.py) sends min(MAX_EXECUTION_TIME_LIMIT, limit) to the shared default queue;
@@ -489,8 +490,9 @@ def _scoring_verdict(output: Path, scoring: StepResult, timed_out: bool, limit: 
     return _write_worker_metadata(output, scoring, None)
 
 
-def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit=None, *, keep=False,
-                   queue_cap=DEFAULT_QUEUE_CAP, python=None) -> RunResult:
+def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, workdir: Path | None = None,
+                   time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_CAP,
+                   python: str | None = None) -> RunResult:
     """Prediction step then scoring step on a submission (zip or folder) for one phase of a bundle.
 
     root: the repository, an unpacked bundle or dist/bundle.zip. time_limit replaces the phase's
@@ -550,7 +552,7 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
     _scoring_step(result, copies, limit, python, tree / "output")
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submission", help="submission zip or folder")
     parser.add_argument("--phase", default="eval", help="eval (Development) or test (Final)")

@@ -45,7 +45,7 @@ MAX_LENGTHS = {"title": 256, "docker_image": 128, "reward": 256, "phase name": 2
 REPO = Path(__file__).resolve().parents[1]
 
 
-def leaderboard_keys(root=REPO) -> tuple:
+def leaderboard_keys(root: Path = REPO) -> tuple[str, ...]:
     """The keys score.py writes, primary first, from <root>/scoring_program/leaderboard_scores.py (their one owner)."""
     folder = str(Path(root) / "scoring_program")
     if folder not in sys.path:
@@ -53,7 +53,7 @@ def leaderboard_keys(root=REPO) -> tuple:
     return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
 
 
-def load_competition(path) -> dict:
+def load_competition(path: Path) -> dict:
     """Parse competition.yaml as the uploader does (yaml.safe_load): an unquoted date reads as a datetime."""
     with open(path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
@@ -282,7 +282,7 @@ def check_time_limits(config: dict, default_queue_limit: int = DEFAULT_QUEUE_LIM
             if int(phase.get("execution_time_limit") or PHASE_DEFAULT_LIMIT) > default_queue_limit]
 
 
-def check_competition(config: dict, root) -> list:
+def check_competition(config: dict, root: Path) -> list:
     """All v2 rule violations of a parsed competition.yaml whose paths are relative to root (empty = fine)."""
     root = Path(root)
     problems = [f"missing required key '{key}'" for key in REQUIRED_KEYS if key not in config]
@@ -315,7 +315,7 @@ def check_competition(config: dict, root) -> list:
     return problems
 
 
-def check_score_keys(config: dict, score_keys) -> list:
+def check_score_keys(config: dict, score_keys: tuple[str, ...]) -> list:
     """Leaderboard column keys must equal the scores.json keys: CodaBench drops unknown keys without a word."""
     column_keys = [column.get("key") for board in config.get("leaderboards") or [] if isinstance(board, dict)
                    for column in board.get("columns") or [] if isinstance(column, dict)]
