@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 for folder in ("tools", "ingestion_program", "baselines"):
     sys.path.insert(0, str(REPO / folder))
 
-from output_files import RUN_REPORT, SETS  # noqa: E402
+from challenge_labels import SETS  # noqa: E402
+from output_files import RUN_REPORT  # noqa: E402
 from zip_images import InputDataError, decode, list_images  # noqa: E402
 
 GOAL_RATIO = 1.10

@@ -19,7 +19,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scoring_program"))
 
-from label_space import CLASSES, PROB_COLUMNS, SEVERITIES  # noqa: E402
+from label_space import CLASSES, PROB_COLUMNS, SETS, SEVERITIES  # noqa: E402
+from run_report import RunReport, SetFigures  # noqa: E402
 from score import score  # noqa: E402
 
 GOAL_SECONDS = 5.0
@@ -52,9 +53,10 @@ def write_synthetic(input_dir: Path, rows: int, seed: int = 0) -> None:
     reference.to_csv(input_dir / "ref" / "reference.csv", index=False)
     predictions.sort_values(["set", "image_id"], ascending=[False, True]).to_csv(
         input_dir / "res" / "predictions.csv", index=False, float_format="%.6f")
-    sets = {s: {"images": cells, "predicted": cells, "errors": 0, "seconds": cells / 50.0, "images_per_second": 50.0}
-            for s in ("pristine", "degraded")}
-    (input_dir / "res" / "run_report.json").write_text(json.dumps({"status": "ok", "reason": None, "sets": sets}))
+    sets = {s: SetFigures(images=cells, predicted=cells, errors=0, seconds=cells / 50.0, images_per_second=50.0)
+            for s in SETS}
+    report = RunReport(status="ok", sets=sets)
+    (input_dir / "res" / "run_report.json").write_text(json.dumps(report.to_dict()))
 
 
 def main() -> int:

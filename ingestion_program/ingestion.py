@@ -17,24 +17,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from tqdm import tqdm
 
 import machine_facts
 import process_tree
-from model_outputs import PredictionError, normalise
+from challenge_labels import SETS
+from model_outputs import PredictionError, checked_answer
 from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
-from output_files import (PREDICTIONS, RUN_REPORT, SETS, SUBMISSION_LOG, remove_foreign, snapshot, write_predictions,
+from output_files import (PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, remove_foreign, snapshot, write_predictions,
                           write_report)
 from reference_guard import ReferenceExposedError, check_no_reference
-from run_report import ERRORS_SHOWN, RunReport, SetFigures
+from run_report import ERRORS_SHOWN, RunReport, SetFigures, images_per_second
 from requirements_check import check_requirements
-from submission_loader import (DEFAULT_MAX_UNPACKED_MB, SubmissionError, check_requirements_size, find_model_dir,
+from submission_loader import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, check_requirements_size, find_model_dir,
                                unpack_zip)
 from time_budget import BudgetExceeded, TimeBudget
-from zip_images import InputDataError, ZipReader, decoded_batches, list_images
+from zip_images import ImageEntry, InputDataError, ZipReader, decoded_batches, list_images
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 REPO = PROGRAM_DIR.parent
@@ -100,10 +102,10 @@ class Run:
     log: CappedLog | None = None
     started: float = field(default_factory=time.monotonic)
 
-    def record(self, entry, label: str, probs) -> None:
+    def record(self, entry: ImageEntry, label: str, probs: np.ndarray | None) -> None:
         self.results[entry.set_name, entry.image_id] = (label, probs)
 
-    def record_error(self, entry, message: str) -> None:
+    def record_error(self, entry: ImageEntry, message: str) -> None:
         self.errors.append({"set": entry.set_name, "image_id": entry.image_id, "error": message})
 
     @property
@@ -115,7 +117,8 @@ class Run:
         return sum(len(entries) for entries in self.entries.values())
 
 
-def run(input_dir, output_dir, program_dir, submission, *, console=None, **options) -> dict:
+def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, *, console: TextIO | None = None,
+        **options: object) -> dict:
     """Run the submission on input_dir/{pristine,degraded}.zip; write outputs to output_dir; return the report.
 
     Keyword options: the fields of Options. However the run ends (budget, crash, fail-fast), the outputs are
@@ -149,7 +152,7 @@ def run(input_dir, output_dir, program_dir, submission, *, console=None, **optio
     return report.to_dict()
 
 
-def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, workers: int, console) -> tuple:
+def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, workers: int, console: TextIO) -> tuple:
     """The steps of a run, in order; (status, reason) however they end."""
     try:
         model_dir = check_inputs(state, program_dir, temp_dir, console)
@@ -161,7 +164,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
                 state.stage = f"predicting the {set_name} set"
                 predict_set(state, set_name, pool, workers, console)
         return judge_error_rate(state)
-    except (SubmissionError, InputDataError, ReferenceExposedError) as exc:
+    except (SubmissionNotRunnable, InputDataError, ReferenceExposedError) as exc:
         if getattr(exc, "traceback", None):
             state.facts["traceback"] = exc.traceback
         return "failed", str(exc)
@@ -174,7 +177,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
                           "the predictions made so far were written")
 
 
-def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console) -> Path:
+def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO) -> Path:
     """Unpack a zipped submission, find model.py, refuse reachable reference data, list the images."""
     state.stage = "checking the input data"
     submission = state.submission
@@ -195,7 +198,7 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console) -> Path
     return model_dir
 
 
-def prepare_requirements(state: Run, model_dir: Path, console) -> dict:
+def prepare_requirements(state: Run, model_dir: Path, console: TextIO) -> dict:
     """Check the submission's requirements.txt against the image (nothing is ever installed: requirements_check.py)."""
     state.stage = "checking requirements.txt"
     path = model_dir / "requirements.txt"
@@ -213,8 +216,8 @@ def prepare_requirements(state: Run, model_dir: Path, console) -> dict:
 
 
 def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path, budget: TimeBudget, workers: int,
-                console) -> None:
-    """Start the model's process and load the Model in it; SubmissionError when loading fails."""
+                console: TextIO) -> None:
+    """Start the model's process and load the Model in it; SubmissionNotRunnable when loading fails."""
     state.stage = "loading the submission"
     options = state.options
     (temp_dir / "tmp").mkdir()
@@ -229,7 +232,7 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
                                "seed": options.seed, "memory_limit_mb": options.memory_limit_mb}})
     answer = state.model.receive()
     if "failed" in answer:
-        raise SubmissionError(str(answer["failed"]), answer.get("traceback"))
+        raise SubmissionNotRunnable(str(answer["failed"]), answer.get("traceback"))
     loaded = answer.get("loaded") or {}
     state.warnings += [str(w) for w in loaded.get("warnings", [])]
     facts = state.facts
@@ -241,7 +244,7 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
                  f"(batch size {options.batch_size}, {workers} decoding threads), device {facts['device']}")
 
 
-def predict_set(state: Run, set_name: str, pool: ThreadPoolExecutor, workers: int, console) -> None:
+def predict_set(state: Run, set_name: str, pool: ThreadPoolExecutor, workers: int, console: TextIO) -> None:
     """Predict one set: the pool decodes ahead, batches go to the model two at a time (one slot each)."""
     entries = state.entries[set_name]
     state.with_predictions = True
@@ -308,7 +311,7 @@ def receive_batch(state: Run, request: list) -> None:
     check_fail_fast(state)
 
 
-def record_answer(state: Run, request: list, item, answered: set) -> None:
+def record_answer(state: Run, request: list, item: object, answered: set) -> None:
     """One [index, label, probs, error] answer: checked again here, whatever the model's process claims."""
     try:
         index, label, probs, error = item
@@ -322,7 +325,7 @@ def record_answer(state: Run, request: list, item, answered: set) -> None:
         state.record_error(entry, str(error))
         return
     try:
-        label, checked = normalise(label if probs is None else np.asarray(probs, dtype=np.float64))
+        label, checked = checked_answer(label if probs is None else np.asarray(probs, dtype=np.float64))
     except (PredictionError, TypeError, ValueError) as exc:
         state.record_error(entry, f"the submission's process sent back an invalid answer ({exc})")
         return
@@ -385,7 +388,7 @@ def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
         seconds = (end or now) - start
         # microseconds: scoring divides images by these, and a tiny set can take under a millisecond
         figures[set_name] = SetFigures(len(state.entries.get(set_name, ())), predicted, errors, round(seconds, 6),
-                                       round((predicted + errors) / seconds, 3) if seconds > 0 else 0.0)
+                                       round(images_per_second(predicted + errors, seconds), 3))
     return figures
 
 
@@ -402,7 +405,7 @@ def build_report(state: Run, status: str, reason: str | None, predictions_writte
         status=status, reason=reason, submission=str(state.submission), sets=sets,
         errors=state.errors[:ERRORS_SHOWN], errors_total=len(state.errors),
         error_rate=round(len(state.errors) / state.total, 6) if state.total else None,
-        images_per_second=round(processed / seconds, 3) if seconds > 0 else 0.0,
+        images_per_second=round(images_per_second(processed, seconds), 3),
         total_seconds=round(now - state.started, 3),
         budget_seconds=options.budget_seconds if options.budget_seconds and options.budget_seconds > 0 else None,
         max_error_rate=options.max_error_rate, fail_fast_images=options.fail_fast_images,
@@ -424,7 +427,7 @@ def write_outputs(state: Run, status: str, reason: str | None) -> None:
     write_report(state.output_dir / RUN_REPORT, state.report.to_dict())
 
 
-def say(console, message: str) -> None:
+def say(console: TextIO, message: str) -> None:
     print(f"[ingestion] {message}", file=console, flush=True)
 
 
@@ -484,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     positional = [args.input_data, args.output, args.program, args.submission]
@@ -515,7 +518,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     options = {name: getattr(args, name) for name in Options.__dataclass_fields__ if name != "phase"}
     report = run(args.input_data, args.output, args.program, args.submission,

@@ -1,7 +1,7 @@
 """Turns whatever a submission's predict returns into a checked (label, probabilities) pair."""
 import numpy as np
 
-CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")
+from challenge_labels import CLASSES
 CLASS_INDEX = {label: i for i, label in enumerate(CLASSES)}
 EXPECTED = "a label, a {label: probability} dict or 13 probabilities in CLASSES order"
 
@@ -10,7 +10,7 @@ class PredictionError(ValueError):
     """One prediction is unusable; the message says what was returned and what was expected."""
 
 
-def normalise(output: object) -> tuple[str, np.ndarray | None]:
+def checked_answer(output: object) -> tuple[str, np.ndarray | None]:
     """Return (label, probabilities or None); probabilities are float64, sum to 1, label is their argmax.
 
     Ties in the argmax go to the first class in CLASSES order, so the label is deterministic. Runs in the model's

@@ -1,7 +1,7 @@
 """Starts the submission's model in a fresh interpreter and talks to it: pixel batches out, answers back.
 
 The child is `python -c BOOTSTRAP` in the submission's folder with a clean environment; it gets the source of
-model_runner.py (and the two modules it imports) over its request pipe, so nothing in its arguments, environment
+model_runner.py (and the modules it imports, CHILD_MODULES) over its request pipe, so nothing in its arguments, environment
 or sys.path points at the ingestion program, the repository or the output folder. Pixels travel through an
 anonymous shared-memory file (two slots, so the next batch is copied while the model works on this one).
 """
@@ -21,7 +21,8 @@ import process_tree
 from output_capture import CappedLog
 
 PROGRAM_DIR = Path(__file__).resolve().parent
-CHILD_MODULES = ("model_outputs", "requirements_check", "submission_loader", "model_runner")  # in import order
+# in import order
+CHILD_MODULES = ("challenge_labels", "model_outputs", "requirements_check", "submission_loader", "model_runner")
 BOOTSTRAP = """\
 import json, sys, types
 from multiprocessing.connection import Connection

@@ -15,13 +15,15 @@ import mmap
 import os
 import random
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
-from model_outputs import PredictionError, normalise
-from submission_loader import SubmissionError, build_model, describe_exception, import_model_module
+from model_outputs import PredictionError, checked_answer
+from submission_loader import SubmissionNotRunnable, build_model, describe_exception, import_model_module
 
 EXIT_OUT_OF_MEMORY = 3
 
@@ -50,7 +52,7 @@ class Runner:
             module = import_model_module(settings["model_path"], settings["requirements"])
             seed_everything(settings["seed"])
             self.model, warnings = build_model(module)
-        except SubmissionError as exc:
+        except SubmissionNotRunnable as exc:
             self.send({"failed": str(exc), "traceback": exc.traceback})
             return
         seed_everything(settings["seed"])  # again, in case load() imported torch
@@ -86,7 +88,8 @@ class Batch:
         self.runner = runner
         self.items, self.warnings, self.fallbacks = [], [], 0
 
-    def record(self, index: int, label=None, probs=None, error=None) -> None:
+    def record(self, index: int, label: str | None = None, probs: list | None = None, error: str | None = None
+               ) -> None:
         self.items.append([index, label, None if probs is None else probs.tolist(), error])
 
     def flush(self) -> None:
@@ -94,7 +97,7 @@ class Batch:
             self.runner.send({"items": self.items})
             self.items = []
 
-    def each(self, predict, indexed) -> None:
+    def each(self, predict: Callable, indexed: list[tuple[int, object]]) -> None:
         """The per-image path: predict, check, answer; an exception or junk output costs only that image."""
         for index, image in indexed:
             try:
@@ -107,10 +110,10 @@ class Batch:
                 self.check(index, output, "predict")
             self.flush()
 
-    def check(self, index: int, output, source: str) -> None:
+    def check(self, index: int, output: object, source: str) -> None:
         """A valid output becomes an answer; junk, or an output that raises while read, an error naming its source."""
         try:
-            label, probs = normalise(output)
+            label, probs = checked_answer(output)
         except PredictionError as exc:
             self.record(index, error=f"{source} returned {exc}")
         except MemoryError:
@@ -121,7 +124,7 @@ class Batch:
         else:
             self.record(index, label, probs)
 
-    def with_batches(self, model, images: list) -> None:
+    def with_batches(self, model: object, images: list) -> None:
         """predict_batch on the batch; when it raises, or its result cannot be read or has the wrong length,
         redo the batch with predict."""
         outputs, problem = batch_outputs(model, images)
@@ -138,7 +141,7 @@ class Batch:
                 self.record(index, error=f"{problem} (and Model has no predict to fall back on)")
 
 
-def batch_outputs(model, images: list) -> tuple[list | None, str | None]:
+def batch_outputs(model: object, images: list) -> tuple[list | None, str | None]:
     """(outputs, None) or (None, what went wrong) for one predict_batch call."""
     try:
         outputs = model.predict_batch(images)
@@ -159,7 +162,7 @@ def batch_outputs(model, images: list) -> tuple[list | None, str | None]:
     return outputs, None
 
 
-def torch_module():
+def torch_module() -> ModuleType | None:
     """torch if the submission imported it: a model without torch never pays its import time."""
     return sys.modules.get("torch")
 

@@ -6,22 +6,20 @@ import os
 import shutil
 from pathlib import Path
 
-from model_outputs import CLASSES
-
-SETS = ("pristine", "degraded")
+from challenge_labels import CLASSES, SETS
 PREDICTIONS = "predictions.csv"
 RUN_REPORT = "run_report.json"
 SUBMISSION_LOG = "submission_output.log"
 
 
-def write_atomically(path, text):
+def write_atomically(path: Path, text: str) -> None:
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8", newline="")
     os.replace(partial, path)
 
 
-def write_predictions(path, results):
+def write_predictions(path: Path, results: dict[tuple[str, str], tuple]) -> bool:
     """results: {(set, image_id): (label, probabilities or None)}. Returns whether probability columns were written.
 
     Rows sorted by set (pristine, degraded) then image_id; probabilities as %.6f. Probability columns only when
@@ -38,7 +36,7 @@ def write_predictions(path, results):
     return with_probs
 
 
-def write_report(path, report):
+def write_report(path: Path, report: dict) -> None:
     write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
 
 

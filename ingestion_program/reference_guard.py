@@ -9,7 +9,7 @@ class ReferenceExposedError(Exception):
     """Organizer misconfiguration: reference labels sit where the submission can read them."""
 
 
-def find_reference(folders):
+def find_reference(folders: list[Path]) -> list[Path]:
     """Paths named reference.csv or reference_data under any of the folders (symlinks not followed)."""
     found = []
     for folder in folders:
@@ -18,7 +18,7 @@ def find_reference(folders):
     return sorted(set(found))
 
 
-def check_no_reference(folders):
+def check_no_reference(folders: list[Path]) -> None:
     """Raise when reference data is under the input, program or submission folder.
 
     On CodaBench the reference data is not mounted in the prediction step; locally the no-argument run

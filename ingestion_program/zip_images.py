@@ -3,6 +3,8 @@ import io
 import threading
 import zipfile
 from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,7 +26,7 @@ class ImageEntry:
     member: str  # the entry's name inside the zip
 
 
-def list_images(zip_path, set_name):
+def list_images(zip_path: Path, set_name: str) -> list[ImageEntry]:
     """Entries sorted by image id (the file stem); skips folders, `__MACOSX/` and dotfiles.
 
     Every other entry is treated as an image, so a file that is not one becomes a recorded per-image
@@ -54,7 +56,7 @@ def list_images(zip_path, set_name):
     return [ImageEntry(set_name, image_id, members[0]) for image_id, members in sorted(members_by_id.items())]
 
 
-def to_rgb(image):
+def to_rgb(image: Image.Image) -> Image.Image:
     """RGB version of any PIL image; 16-bit and 32-bit grey levels are scaled to 8 bits, alpha is dropped."""
     if image.mode == "RGB":
         return image
@@ -66,7 +68,7 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
-def decode(data):
+def decode(data: bytes) -> Image.Image:
     """Decode image bytes fully (a truncated JPEG raises here, not later inside the model)."""
     image = Image.open(io.BytesIO(data))
     image.load()
@@ -76,13 +78,13 @@ def decode(data):
 class ZipReader:
     """One zip handle per thread, so pool threads read members at the same time without sharing a file position."""
 
-    def __init__(self, zip_path):
+    def __init__(self, zip_path: Path) -> None:
         self.zip_path = Path(zip_path)
         self._local = threading.local()
         self._handles = []
         self._lock = threading.Lock()
 
-    def read(self, member):
+    def read(self, member: str) -> bytes:
         archive = getattr(self._local, "archive", None)
         if archive is None:
             archive = self._local.archive = zipfile.ZipFile(self.zip_path)
@@ -90,14 +92,14 @@ class ZipReader:
                 self._handles.append(archive)
         return archive.read(member)
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             for archive in self._handles:
                 archive.close()
             self._handles.clear()
 
 
-def decode_chunk(reader, entries):
+def decode_chunk(reader: ZipReader, entries: list[ImageEntry]) -> list[tuple]:
     """[(entry, RGB pixels as a height x width x 3 uint8 array, None) or (entry, None, error message)] for
     consecutive entries."""
     decoded = []
@@ -111,7 +113,8 @@ def decode_chunk(reader, entries):
     return decoded
 
 
-def decoded_batches(reader, entries, batch_size, pool, depth, parts=1):
+def decoded_batches(reader: ZipReader, entries: list[ImageEntry], batch_size: int, pool: Executor, depth: int,
+                    parts: int = 1) -> Iterator[list[tuple]]:
     """Yield decoded batches in order while the pool keeps up to `depth` further batches decoding.
 
     Each batch is decoded as `parts` chunks at once (one per pool thread), so the model waits less for a set's

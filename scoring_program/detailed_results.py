@@ -47,7 +47,8 @@ TITLES = {
 
 def render(scores: dict[str, float], details: dict, run_report: dict | None = None, phase: str | None = None,
            scored_at: datetime | None = None, title: str = "WBCBench detailed results") -> str:
-    """The whole page as a string; `details` comes from leaderboard_scores.analyse, `run_report` from ingestion."""
+    """The whole page as a string; `details` comes from leaderboard_scores.detailed_results_data, `run_report` from
+    ingestion."""
     run_report = run_report or {}
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

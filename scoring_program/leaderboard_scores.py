@@ -50,8 +50,8 @@ def compute_scores(subsets: dict[str, dict[str, float]], images_per_second: floa
     return {key: row[key] for key in LEADERBOARD_KEYS}
 
 
-def analyse(table: AlignedPredictions, figures: dict[str, dict[str, float]], n_boot: int = N_BOOTSTRAP,
-            seed: int = 0) -> dict:
+def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str, float]],
+                          n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
     """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration.
 
     figures: subset_figures(table), computed once for both scores.json and this page.

@@ -4,14 +4,14 @@ Accepted on purpose (normalised, never an error):
 - a UTF-8 byte-order mark and CRLF (Windows) line ends;
 - surrounding spaces in any field, label case (" sne " -> "SNE") and set case (" Degraded" ->
   "degraded"): the meaning is unambiguous, so the file is scored as if written canonically.
-Everything else that is not exactly the contract raises SubmissionError with the count and the
+Everything else that is not exactly the contract raises SubmissionOutputError with the count and the
 first few offending image_ids. Columns may come in any order; image_ids are compared exactly
 (after stripping spaces).
 
 Missing images are an error, except those the run report accounts for: when ingestion accepted a
 run in which predict() failed on a few images (below its error-rate limit), exactly those images
-(per set count equal to sets.<set>.errors, and including every image_id listed in errors[]) are
-scored as NO_PREDICTION, i.e. wrong.
+(per set count equal to sets.<set>.errors, and every image_id listed in errors[]: all of them when the
+report says its list is complete, else the first ones it lists) are scored as NO_PREDICTION, i.e. wrong.
 """
 import csv
 import io
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from label_space import CLASSES, NO_PREDICTION, PROB_COLUMNS, SETS
-from scoring_errors import SubmissionError, examples
+from scoring_errors import SubmissionOutputError, examples
 
 REQUIRED_COLUMNS = ("image_id", "set", "label")
 HEADER_HELP = "image_id,set,label (optionally followed by prob_BA,...,prob_VLY)"
@@ -37,7 +37,8 @@ class PredictFailures:
     """Images whose predict() failed in a run the ingestion accepted, as its run report gives them."""
 
     per_set: dict[str, int]  # sets.<set>.errors
-    listed: frozenset[str]  # image_ids in errors[] (a capped list)
+    listed: frozenset[str]  # image_ids in errors[]
+    complete: bool = True  # whether errors[] lists them all (the report's own cap, errors_shown, was not reached)
 
 
 NO_FAILURES = PredictFailures({name: 0 for name in SETS}, frozenset())
@@ -65,15 +66,15 @@ def read_predictions(
     path = Path(path)
     name = path.name
     if not path.is_file():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name} not found in {path.parent}: the ingestion program did not write predictions; see its log"
         )
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise SubmissionError(f"{name} is not UTF-8 text (byte {err.start} cannot be decoded)") from None
+        raise SubmissionOutputError(f"{name} is not UTF-8 text (byte {err.start} cannot be decoded)") from None
     if not text.strip():
-        raise SubmissionError(f"{name} is empty: expected the header {HEADER_HELP} and one row per image")
+        raise SubmissionOutputError(f"{name} is empty: expected the header {HEADER_HELP} and one row per image")
     columns = _check_header(name, text)
     table = _read_rows(name, text, columns)
     predicted = _check_ids(name, table["image_id"], reference, failures)
@@ -105,21 +106,21 @@ def read_predictions(
 def _check_ids(name: str, ids: pd.Series, reference: pd.DataFrame, failures: PredictFailures) -> np.ndarray:
     """Which reference rows have a prediction; ids must be unique, known, and complete up to `failures`."""
     if (ids == "").any():
-        raise SubmissionError(f"{name}: {int((ids == '').sum())} row(s) have an empty image_id")
+        raise SubmissionOutputError(f"{name}: {int((ids == '').sum())} row(s) have an empty image_id")
     duplicated = ids[ids.duplicated()].unique()
     if len(duplicated):
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name} has {len(duplicated)} duplicated image_id(s), e.g. {examples(duplicated)}: "
             "predict each image once"
         )
     known = ids.isin(reference["image_id"])
     if not known.any():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"none of the {len(ids)} image_ids in {name} is in this phase's reference ({len(reference)} images): "
             "these predictions are from another phase or another input; run the ingestion on this phase's data"
         )
     if not known.all():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name} has {int((~known).sum())} image_id(s) that are not in the reference, "
             f"e.g. {examples(ids[~known])}"
         )
@@ -127,7 +128,7 @@ def _check_ids(name: str, ids: pd.Series, reference: pd.DataFrame, failures: Pre
     missing = reference.loc[~predicted]
     if len(missing) and not _accounted_for(missing, failures):
         reported = sum(failures.per_set.values())
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name} is missing {len(missing)} of the {len(reference)} reference images, "
             f"e.g. {examples(missing['image_id'])}: every image of both sets needs a prediction"
             + (f" (run_report.json accounts for {reported} failed predictions only)" if reported else "")
@@ -141,14 +142,14 @@ def _check_sets(name: str, table: pd.DataFrame, scored: pd.DataFrame) -> pd.Seri
     unknown = ~sets.isin(SETS)
     if unknown.any():
         first = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(unknown.sum())} row(s) have an unknown set '{table['set'].iloc[first]}' "
             f"(image_id {table['image_id'].iloc[first]}); allowed: {', '.join(SETS)}"
         )
     wrong = sets.to_numpy() != scored["set"].to_numpy()
     if wrong.any():
         first = int(np.flatnonzero(wrong)[0])
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(wrong.sum())} image_id(s) are in the wrong set, e.g. {table['image_id'].iloc[first]} "
             f"(predictions: {sets.iloc[first]}, reference: {scored['set'].iloc[first]})"
         )
@@ -160,13 +161,13 @@ def _check_labels(name: str, table: pd.DataFrame) -> pd.Series:
     labels = table["label"].str.strip().str.upper().astype(object)
     no_label = labels.isin(MISSING_LABELS)
     if no_label.any():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(no_label.sum())} row(s) have no label (empty or NaN), "
             f"e.g. image_id {examples(table['image_id'][no_label])}"
         )
     unknown = ~labels.isin(CLASSES)
     if unknown.any():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(unknown.sum())} row(s) have an unknown label, "
             f"e.g. {examples(repr(v) for v in sorted(table['label'][unknown].unique()))} "
             f"(image_id {examples(table['image_id'][unknown], 3)}); allowed labels: {', '.join(CLASSES)}"
@@ -177,8 +178,9 @@ def _check_labels(name: str, table: pd.DataFrame) -> pd.Series:
 def _accounted_for(missing: pd.DataFrame, failures: PredictFailures) -> bool:
     """Whether the missing reference rows are exactly the run report's failed predictions."""
     counts = missing["set"].value_counts()
+    missing_ids = set(missing["image_id"])
     return (all(int(counts.get(name, 0)) == failures.per_set.get(name, 0) for name in SETS)
-            and failures.listed <= set(missing["image_id"]))
+            and (failures.listed == missing_ids if failures.complete else failures.listed <= missing_ids))
 
 
 def _check_header(name: str, text: str) -> list[str]:
@@ -186,19 +188,19 @@ def _check_header(name: str, text: str) -> list[str]:
     first_line = text.splitlines()[0]
     columns = [c.strip() for c in next(csv.reader([first_line]))]
     if not set(REQUIRED_COLUMNS) <= set(columns):
-        raise SubmissionError(f"{name}: the first line must be the header {HEADER_HELP}, found '{first_line}'")
+        raise SubmissionOutputError(f"{name}: the first line must be the header {HEADER_HELP}, found '{first_line}'")
     unexpected = [c for c in columns if c not in REQUIRED_COLUMNS + PROB_COLUMNS]
     if unexpected:
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: unexpected column(s) {', '.join(unexpected)} in the header; allowed: image_id, set, label "
             f"and the probability columns {', '.join(PROB_COLUMNS)}"
         )
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
-        raise SubmissionError(f"{name}: column(s) {', '.join(repeated)} appear more than once in the header")
+        raise SubmissionOutputError(f"{name}: column(s) {', '.join(repeated)} appear more than once in the header")
     absent = [c for c in PROB_COLUMNS if c not in columns]
     if len(absent) not in (0, len(PROB_COLUMNS)):
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: probability columns must be all 13 of prob_BA..prob_VLY or none; missing: {', '.join(absent)}"
         )
     return columns
@@ -217,17 +219,17 @@ def _read_rows(name: str, text: str, columns: list[str]) -> pd.DataFrame:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if found:
             expected, line, saw = found.groups()
-            raise SubmissionError(f"{name} line {line}: expected {expected} fields, saw {saw}") from None
-        raise SubmissionError(f"{name} cannot be parsed as CSV: {err}") from None
+            raise SubmissionOutputError(f"{name} line {line}: expected {expected} fields, saw {saw}") from None
+        raise SubmissionOutputError(f"{name} cannot be parsed as CSV: {err}") from None
     if table.empty:
-        raise SubmissionError(f"{name} has a header but no rows: expected one row per image")
+        raise SubmissionOutputError(f"{name} has a header but no rows: expected one row per image")
     if not isinstance(table.index, pd.RangeIndex):
         # pandas silently takes the surplus leading fields of a too-long first row as row labels
         # (then every column is shifted); name that row as the ParserError above names later ones.
         reader = csv.reader(io.StringIO(text))
         next(reader)
         fields = next(row for row in reader if row)
-        raise SubmissionError(f"{name} line {reader.line_num}: expected {len(columns)} fields, saw {len(fields)}")
+        raise SubmissionOutputError(f"{name} line {reader.line_num}: expected {len(columns)} fields, saw {len(fields)}")
     for column in REQUIRED_COLUMNS:  # object dtype: pandas' Arrow strings make isin ~20x slower
         table[column] = table[column].fillna("").astype(object)
     table["image_id"] = table["image_id"].str.strip().astype(object)
@@ -248,20 +250,20 @@ def _probabilities(name: str, table: pd.DataFrame) -> np.ndarray:
 
     not_number = ~np.isfinite(probs)
     if not_number.any():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(not_number.sum())} probability value(s) are not finite numbers (empty, NaN, inf or text), "
             f"e.g. {first_cell(not_number)}"
         )
     negative = probs < 0
     if negative.any():
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: {int(negative.sum())} probability value(s) are negative, e.g. {first_cell(negative)}"
         )
     sums = probs.sum(axis=1)
     off = np.abs(sums - 1.0) > PROB_SUM_TOLERANCE
     if off.any():
         first = int(np.flatnonzero(off)[0])
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"{name}: the probabilities of {int(off.sum())} row(s) do not sum to 1 (tolerance {PROB_SUM_TOLERANCE}), "
             f"e.g. image_id {table['image_id'].iloc[first]} sums to {sums[first]:.6f}"
         )

@@ -18,6 +18,15 @@ def read_reference(path: Path) -> pd.DataFrame:
     both sets must be non-empty, since each is a leaderboard column.
     """
     path = Path(path)
+    ref = _read_table(path)
+    _check_rows(path, ref)
+    _check_coverage(path, ref)
+    ref["label_code"] = pd.Categorical(ref["label"], categories=CLASSES).codes.astype(np.int64)
+    return ref[["image_id", "set", "label", "severity", "cell_id", "label_code"]].reset_index(drop=True)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The CSV as stripped strings, with the required columns and at least one row (cell_id "" when absent)."""
     if not path.is_file():
         raise ReferenceDataError(f"{path} not found: the reference data folder must contain reference.csv")
     try:
@@ -37,6 +46,11 @@ def read_reference(path: Path) -> pd.DataFrame:
     ref = ref.fillna("")
     for column in ("image_id", "set", "label", "severity", "cell_id"):
         ref[column] = ref[column].astype(str).str.strip().astype(object)
+    return ref
+
+
+def _check_rows(path: Path, ref: pd.DataFrame) -> None:
+    """Every row's values: the first offending row (its line) and how many there are, one rule at a time."""
 
     def bad_row(mask, what):
         first = int(np.flatnonzero(mask.to_numpy())[0])
@@ -64,12 +78,14 @@ def read_reference(path: Path) -> pd.DataFrame:
     twin = linked & ref["cell_id"].where(linked).duplicated()
     if twin.any():
         bad_row(twin, lambda r: f"cell_id '{r['cell_id']}' appears twice in the pristine set")
+
+
+def _check_coverage(path: Path, ref: pd.DataFrame) -> None:
+    """Both sets and every severity of the degraded set occur: each is a leaderboard column."""
     for name in SETS:
         if not (ref["set"] == name).any():
             raise ReferenceDataError(f"{path} has no image in the {name} set")
-    degraded = ref.loc[~pristine_set, "severity"]
+    degraded = ref.loc[ref["set"] != "pristine", "severity"]
     absent = [s for s in SEVERITIES if not (degraded == s).any()]
     if absent:
         raise ReferenceDataError(f"{path}: the degraded set has no image of severity {', '.join(absent)}")
-    ref["label_code"] = pd.Categorical(ref["label"], categories=CLASSES).codes.astype(np.int64)
-    return ref[["image_id", "set", "label", "severity", "cell_id", "label_code"]].reset_index(drop=True)

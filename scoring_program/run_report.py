@@ -3,11 +3,17 @@
 Field names are a contract (the scorer, the pages, participants' own scripts read them): fields may be added,
 never renamed. scoring_program/run_report.py is a byte-for-byte copy (each program folder is self-contained;
 tests/test_ingestion_units.py compares them). Every field but `status` has a default, so a report written by an
-older version, or by hand in a test, still reads.
+older version, or by hand in a test, still reads. The report owns the speed formula (images_per_second) and the
+cap on its error list (errors_shown), so the supervisor and the scorer never spell either twice.
 """
 from dataclasses import asdict, dataclass, field, fields
 
 ERRORS_SHOWN = 100
+
+
+def images_per_second(images: int, seconds: float) -> float:
+    """Throughput, the one formula of the report and the scorer; 0.0 when no time was measured."""
+    return images / seconds if seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,9 @@ class RunReport:
     reason: str | None = None
     submission: str | None = None
     sets: dict[str, SetFigures] = field(default_factory=dict)
-    errors: list[dict] = field(default_factory=list)  # the first ERRORS_SHOWN per-image errors: set, image_id, error
+    errors: list[dict] = field(default_factory=list)  # the first `errors_shown` per-image errors: set, image_id, error
     errors_total: int = 0
+    errors_shown: int = ERRORS_SHOWN  # the cap on `errors`: a list this long may be cut, a shorter one is complete
     error_rate: float | None = None
     images_per_second: float = 0.0
     total_seconds: float = 0.0
@@ -60,6 +67,11 @@ class RunReport:
     torch_version: str | None = None
     platform: str | None = None
     cpu_count: int | None = None
+
+    @property
+    def errors_complete(self) -> bool:
+        """Whether `errors` lists every per-image error (shorter than its cap), not only the first ones."""
+        return len(self.errors or []) < self.errors_shown
 
     def to_dict(self) -> dict:
         return asdict(self)

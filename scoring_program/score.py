@@ -17,7 +17,7 @@ from pathlib import Path
 from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
 from report_reader import images_per_second, load_run_report, predict_failures, worker_elapsed_seconds
-from scoring_errors import ScoringError, SubmissionError
+from scoring_errors import ScoringError, SubmissionOutputError
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT_FILES = ("scores.json", "detailed_results.html")
@@ -37,7 +37,7 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     report = load_run_report(res_dir / "run_report.json")
     predictions_path = res_dir / "predictions.csv"
     if report is None and predictions_path.is_file():  # with neither, the missing predictions are reported
-        raise SubmissionError(
+        raise SubmissionOutputError(
             f"run_report.json not found in {res_dir}: the ingestion program did not finish "
             "(it writes the report last, also when it fails), so the predictions cannot be trusted"
         )
@@ -47,11 +47,11 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP
     from detailed_results import render
-    from leaderboard_scores import analyse, compute_scores, subset_figures
+    from leaderboard_scores import compute_scores, detailed_results_data, subset_figures
 
     figures = subset_figures(table)
     scores = compute_scores(figures, speed)
-    details = analyse(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
+    details = detailed_results_data(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
     page = render(scores, details, run_report=report.to_dict() if report else None,
                   phase=report.phase if report else None)
     text = scores_json(scores)
@@ -84,7 +84,7 @@ def format_row(scores: dict) -> str:
     return "\n".join(f"  {key:<28} {value:.4f}" for key, value in scores.items())
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", type=Path, help="CodaBench input folder holding ref/ and res/")
     parser.add_argument("output", nargs="?", type=Path, help="folder for scores.json and detailed_results.html")

@@ -1,4 +1,5 @@
 """The scorer's error types: each carries one line a participant (or the organizer) can act on."""
+from collections.abc import Iterable
 
 
 class ScoringError(Exception):
@@ -7,7 +8,7 @@ class ScoringError(Exception):
     kind = "Scoring failed"
 
 
-class SubmissionError(ScoringError):
+class SubmissionOutputError(ScoringError):
     """The submission's predictions or its ingestion run are unusable: the participant must fix them."""
 
     kind = "Submission error"
@@ -19,7 +20,7 @@ class ReferenceDataError(ScoringError):
     kind = "Reference data error (organizer)"
 
 
-def examples(values, limit: int = 5) -> str:
+def examples(values: Iterable, limit: int = 5) -> str:
     """The first few offending values, for messages that also give the total count."""
     values = list(values)
     shown = ", ".join(str(v) for v in values[:limit])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from label_space import CLASSES, SEVERITIES
+from label_space import CLASSES, SETS, SEVERITIES
+from run_report import RunReport, SetFigures
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_PY = REPO / "scoring_program" / "score.py"
@@ -50,13 +51,13 @@ def predictions_frame(reference: pd.DataFrame, error_rate: float = 0.3, probs: b
 
 
 def run_report(reference: pd.DataFrame, status: str = "ok", reason: str | None = None) -> dict:
-    """A run report as ingestion writes it; 10 images per second on each set."""
+    """run_report.json's dict as ingestion writes it (the RunReport record); 10 images per second on each set."""
     sets = {}
-    for name in ("pristine", "degraded"):
+    for name in SETS:
         n = int((reference["set"] == name).sum())
-        sets[name] = {"images": n, "predicted": n, "errors": 0, "seconds": n / 10, "images_per_second": 10.0}
-    return {"status": status, "reason": reason, "submission": "test", "device": "cpu", "peak_memory_mb": 100.0,
-            "sets": sets, "errors": [], "budget_seconds": None, "total_seconds": 10.0}
+        sets[name] = SetFigures(images=n, predicted=n, errors=0, seconds=n / 10, images_per_second=10.0)
+    return RunReport(status=status, reason=reason, submission="test", device="cpu", peak_memory_mb=100.0, sets=sets,
+                     total_seconds=10.0).to_dict()
 
 
 def write_input(root: Path, reference: pd.DataFrame | None = None,

@@ -1,6 +1,5 @@
 """The 13 class codes are written once per self-contained folder: every copy must agree with the scorer's."""
 import csv
-import importlib.util
 
 import pytest
 
@@ -8,13 +7,12 @@ import label_space
 import model_outputs
 import output_files
 from conftest import REPO
+from submission_loader import import_model_module
 
 
 def _module_from(path):
-    spec = importlib.util.spec_from_file_location(f"codes_{path.parent.name}_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module at path, imported as the ingestion imports a submission's model.py (by path)."""
+    return import_model_module(path)
 
 
 def test_every_program_folder_uses_the_scorers_classes_and_sets():

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import yaml
 
 from detailed_results import ERRORS_SHOWN, render
-from leaderboard_scores import LEADERBOARD_TITLES, analyse, compute_scores, subset_figures
+from leaderboard_scores import LEADERBOARD_TITLES, compute_scores, detailed_results_data, subset_figures
 from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
 from scoring_inputs import REPO, predictions_frame, reference_frame, run_report, write_input
@@ -21,7 +21,8 @@ def page_for(tmp_path, report):
                              NO_FAILURES)
     figures = subset_figures(table)
     scores = compute_scores(figures, 12.345)
-    return render(scores, analyse(table, figures, n_boot=20), run_report=report, phase="eval", scored_at=SCORED_AT)
+    return render(scores, detailed_results_data(table, figures, n_boot=20), run_report=report, phase="eval",
+                  scored_at=SCORED_AT)
 
 
 def facts(page):

@@ -101,7 +101,7 @@ def test_label_model_writes_sorted_predictions_and_report(tmp_path):
     assert "ok: 12 pristine + 12 degraded predictions, 0 errors" in done.stderr
 
 
-def test_probabilities_in_every_accepted_form_are_renormalised(tmp_path):
+def test_probabilities_in_every_accepted_form_are_rescaled(tmp_path):
     model = """
     import numpy as np
     CLASSES = ("BA", "BL", "BNE", "EO", "LY", "MMY", "MO", "MY", "PC", "PLY", "PMY", "SNE", "VLY")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import ingestion
-from model_outputs import CLASSES, PredictionError, normalise
+from model_outputs import CLASSES, PredictionError, checked_answer
 from output_files import write_predictions
 from requirements_check import NOT_INSTALLED, check_requirements, logical_lines
 from zip_images import ZipReader, decoded_batches, list_images, to_rgb
@@ -19,18 +19,18 @@ from zip_images import ZipReader, decoded_batches, list_images, to_rgb
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_normalise_accepts_labels_dicts_sequences_and_tensors():
+def test_checked_answer_accepts_labels_dicts_sequences_and_tensors():
     torch = pytest.importorskip("torch")
-    assert normalise("SNE") == ("SNE", None)
-    label, probs = normalise({"EO": 3, "LY": 1})
+    assert checked_answer("SNE") == ("SNE", None)
+    label, probs = checked_answer({"EO": 3, "LY": 1})
     assert label == "EO" and probs[CLASSES.index("EO")] == 0.75 and probs.sum() == pytest.approx(1)
     scores = [0.0] * 13
     scores[5] = 2.0
     for form in (scores, tuple(scores), np.array(scores, dtype=np.float16), np.array([scores]),
                  torch.tensor(scores, dtype=torch.bfloat16)):
-        label, probs = normalise(form)
+        label, probs = checked_answer(form)
         assert label == "MMY" and probs[5] == 1.0
-    assert normalise([1.0] * 13)[0] == "BA"  # ties go to the first class
+    assert checked_answer([1.0] * 13)[0] == "BA"  # ties go to the first class
 
 
 @pytest.mark.parametrize("output, message", [
@@ -39,9 +39,9 @@ def test_normalise_accepts_labels_dicts_sequences_and_tensors():
     ({"BA": "high"}, "non-numeric value"), (["a"] * 13, "list that is not numbers"), (3, "a single int value"),
     ({"BA": 0.0}, "sum to 0"),
 ])
-def test_normalise_rejects_junk_with_a_message(output, message):
+def test_checked_answer_rejects_junk_with_a_message(output, message):
     with pytest.raises(PredictionError) as caught:
-        normalise(output)
+        checked_answer(output)
     assert message in str(caught.value)
 
 

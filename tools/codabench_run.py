@@ -31,11 +31,13 @@ from pathlib import Path
 
 import yaml
 
+import worker_paths as app
 from competition_rules import load_competition
+from worker_paths import legacy_variables
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
-from submission_loader import SubmissionError, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
+from submission_loader import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
 DEFAULT_TIME_LIMIT = 600  # seconds: a phase without execution_time_limit (the Phase model's default)
 DEFAULT_QUEUE_CAP = 600  # seconds: MAX_EXECUTION_TIME_LIMIT of the default queue in CodaBench's code
@@ -98,7 +100,7 @@ class RunResult:
 
 # --- Bundles: zipped like the uploader, extracted as they are like the worker ---------------------------------
 
-def zip_folder(source: Path, target) -> None:
+def zip_folder(source: Path, target: Path | io.BytesIO) -> None:
     """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO."""
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, dirs, files in os.walk(source):
@@ -126,7 +128,7 @@ class BundleSource:
                 raise RunSetupError(f"{self.root} has no competition.yaml at its root")
             return load_competition(archive.extract("competition.yaml", scratch))
 
-    def zipped(self, relative: str, target) -> None:
+    def zipped(self, relative: str, target: Path | io.BytesIO) -> None:
         """The folder `relative` of the bundle as the uploader zips it, written to target (path or BytesIO)."""
         relative = str(relative).strip("/")
         if self.root.is_dir():
@@ -145,7 +147,7 @@ class BundleSource:
                         out.writestr(name, data.read())
 
 
-def extract(zipped, destination: Path) -> None:
+def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
     """compute_worker._get_bundle: the zip extracted into destination as it is."""
     destination.mkdir(parents=True, exist_ok=True)
     if isinstance(zipped, io.BytesIO):
@@ -155,14 +157,6 @@ def extract(zipped, destination: Path) -> None:
 
 
 # --- Commands and processes -------------------------------------------------------------------------------------
-
-def legacy_variables(kind: str, is_scoring: bool) -> list:
-    """compute_worker.replace_legacy_metadata_command's table for a container of this kind and step."""
-    return [("$input", "/app/input_data" if kind == "ingestion" else "/app/input"), ("$output", "/app/output"),
-            ("$program", "/app/program"), ("$ingestion_program", "/app/program"), ("$hidden", "/app/input/ref"),
-            ("$shared", "/app/shared"), ("$submission_program", "/app/ingested_program"), ("$tmp", "/app/output"),
-            ("$predictions", "/app/input/res" if is_scoring else "/app/output")]
-
 
 def worker_command(command: str, kind: str, is_scoring: bool, mounts: dict, python: str = sys.executable) -> list:
     """metadata.yaml command -> argv: legacy $variables, split on single spaces, /app paths -> temp folders."""
@@ -331,7 +325,7 @@ def kill_leftovers(tree: Path, marker: str, born_after: int) -> list:
     return sorted(set(killed))
 
 
-def file_digests(source) -> dict:
+def file_digests(source: Path | io.BytesIO) -> dict:
     """sha256 of every file in a folder or a zip (BytesIO) by relative path, Python's __pycache__ aside."""
     if isinstance(source, io.BytesIO):
         source.seek(0)
@@ -372,7 +366,8 @@ def _find_task(config: dict, phase: str):
     raise RunSetupError(f"no task in competition.yaml has input_data named '{phase}' (tasks: {names})")
 
 
-def effective_time_limit(config: dict, phase_config: dict, time_limit=None, queue_cap=DEFAULT_QUEUE_CAP) -> tuple:
+def effective_time_limit(config: dict, phase_config: dict, time_limit: int | None = None,
+                         queue_cap: int = DEFAULT_QUEUE_CAP) -> tuple[int, str | None]:
     """(seconds, note): the phase's limit (or time_limit), capped at queue_cap when the competition names no queue.
 
     CodaBench (competitions/tasks.py) sends min(MAX_EXECUTION_TIME_LIMIT, limit) to the shared default queue;
@@ -414,15 +409,15 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
     if not ingestion_command:
         raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
-    base = {"/app/output": root / "output", "/app/data": root / "data", "/app/input_data": root / "input_data"}
+    base = {app.OUTPUT: root / "output", app.DATA: root / "data", app.INPUT_DATA: root / "input_data"}
     containers = []
     if program_command:
         result.notes.append(f"the submission's {program_metadata} has a command: CodaBench runs it beside the "
                             f"ingestion program: {program_command}")
-        mounts = {**base, "/app/program": root / "program"}
+        mounts = {**base, app.PROGRAM: root / "program"}
         containers.append(("prediction_program", worker_command(program_command, "program", False, mounts, python),
                            root / "program"))
-    mounts = {**base, "/app/program": root / "ingestion_program", "/app/ingested_program": root / "program"}
+    mounts = {**base, app.PROGRAM: root / "ingestion_program", app.INGESTED_PROGRAM: root / "program"}
     containers.append(("prediction_ingestion", worker_command(ingestion_command, "ingestion", False, mounts, python),
                        root / "ingestion_program"))
     marker = secrets.token_hex(8)
@@ -455,8 +450,8 @@ def _scoring_step(result, copies, limit, python, prediction_output: Path) -> Non
     _, command = metadata_command(root / "program")
     if not command:
         raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
-    mounts = {"/app/program": root / "program", "/app/output": root / "output", "/app/data": root / "data",
-              "/app/shared": root / "shared", "/app/input": root / "input"}
+    mounts = {app.PROGRAM: root / "program", app.OUTPUT: root / "output", app.DATA: root / "data",
+              app.SHARED: root / "shared", app.INPUT: root / "input"}
     marker = secrets.token_hex(8)
     container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
     env = step_environment(root / "home", python, marker)
@@ -495,8 +490,9 @@ def _scoring_verdict(output: Path, scoring: StepResult, timed_out: bool, limit: 
     return _write_worker_metadata(output, scoring, None)
 
 
-def run_submission(submission, phase="eval", root=REPO, workdir=None, time_limit=None, *, keep=False,
-                   queue_cap=DEFAULT_QUEUE_CAP, python=None) -> RunResult:
+def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, workdir: Path | None = None,
+                   time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_CAP,
+                   python: str | None = None) -> RunResult:
     """Prediction step then scoring step on a submission (zip or folder) for one phase of a bundle.
 
     root: the repository, an unpacked bundle or dist/bundle.zip. time_limit replaces the phase's
@@ -544,7 +540,7 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
     try:
         tree, marker, born_after = _prediction_step(result, source, task, submission, limit, python,
                                                     result.workdir / "bundles")
-    except SubmissionError as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
+    except SubmissionNotRunnable as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
         result.reason = str(error)
         return
     leftovers = kill_leftovers(tree, marker, born_after)
@@ -556,7 +552,7 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
     _scoring_step(result, copies, limit, python, tree / "output")
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submission", help="submission zip or folder")
     parser.add_argument("--phase", default="eval", help="eval (Development) or test (Final)")

@@ -4,7 +4,9 @@ check_competition: the uploader's rules (codalab/codabench src/apps/competitions
 field sizes) and the keys it would default silently. check_time_limits: the worker's cap on a competition
 without a queue (competitions/tasks.py), checked by tools/pack.py on the bundle's final yaml.
 """
+import importlib
 import re
+import sys
 import uuid
 from datetime import date, datetime
 from pathlib import Path
@@ -16,7 +18,6 @@ TASK_FOLDERS = ("ingestion_program", "input_data", "scoring_program", "reference
 PROGRAMS = ("ingestion_program", "scoring_program")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-PRIMARY_KEY = "degraded_macro_f1"
 SORTINGS = ("asc", "desc")
 # The platform's cap on execution_time_limit for a competition without a queue (MAX_EXECUTION_TIME_LIMIT in
 # CodaBench's competitions/tasks.py: 600 s by default, 1200 s on codabench.org), and a phase's limit when unset.
@@ -41,7 +42,18 @@ MAX_LENGTHS = {"title": 256, "docker_image": 128, "reward": 256, "phase name": 2
                "leaderboard key": 36, "column title": 36, "column key": 36}
 
 
-def load_competition(path) -> dict:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def leaderboard_keys(root: Path = REPO) -> tuple[str, ...]:
+    """The keys score.py writes, primary first, from <root>/scoring_program/leaderboard_scores.py (their one owner)."""
+    folder = str(Path(root) / "scoring_program")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
+
+
+def load_competition(path: Path) -> dict:
     """Parse competition.yaml as the uploader does (yaml.safe_load): an unquoted date reads as a datetime."""
     with open(path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
@@ -195,8 +207,9 @@ def _check_leaderboards(config, problems):
             if column.get("key") in keys:
                 problems.append(f"{column_what}: duplicate key {column.get('key')!r}")
             keys.add(column.get("key"))
-        if position == 0 and indices.get(0) != PRIMARY_KEY:
-            problems.append(f"{what}: column index 0 is {indices.get(0)!r}; the primary score {PRIMARY_KEY!r} "
+        primary = leaderboard_keys()[0]
+        if position == 0 and indices.get(0) != primary:
+            problems.append(f"{what}: column index 0 is {indices.get(0)!r}; the primary score {primary!r} "
                             "must be at index 0")
 
 
@@ -269,7 +282,7 @@ def check_time_limits(config: dict, default_queue_limit: int = DEFAULT_QUEUE_LIM
             if int(phase.get("execution_time_limit") or PHASE_DEFAULT_LIMIT) > default_queue_limit]
 
 
-def check_competition(config: dict, root) -> list:
+def check_competition(config: dict, root: Path) -> list:
     """All v2 rule violations of a parsed competition.yaml whose paths are relative to root (empty = fine)."""
     root = Path(root)
     problems = [f"missing required key '{key}'" for key in REQUIRED_KEYS if key not in config]
@@ -302,7 +315,7 @@ def check_competition(config: dict, root) -> list:
     return problems
 
 
-def check_score_keys(config: dict, score_keys) -> list:
+def check_score_keys(config: dict, score_keys: tuple[str, ...]) -> list:
     """Leaderboard column keys must equal the scores.json keys: CodaBench drops unknown keys without a word."""
     column_keys = [column.get("key") for board in config.get("leaderboards") or [] if isinstance(board, dict)
                    for column in board.get("columns") or [] if isinstance(column, dict)]

@@ -8,7 +8,6 @@ has organizer placeholders, carries the demo data or seed 0, or has a phase that
 not below its limit, or more images than the ResNet-50 baseline with its TTA predicts inside the budget.
 """
 import argparse
-import importlib
 import json
 import sys
 import zipfile
@@ -18,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from competition_rules import (DEFAULT_QUEUE_LIMIT, check_competition, check_score_keys, check_time_limits,
-                               effective_time_limit, load_competition, referenced_paths)
+                               effective_time_limit, leaderboard_keys, load_competition, referenced_paths)
 from fixed_zip import folder_entries, write_zip
 from organizer_fields import (bundle_config, check_organizer, is_placeholder, load_organizer, page_fields,
                               render_page, unfilled)
@@ -46,14 +45,6 @@ class Bundle:
     pages: dict = field(default_factory=dict)  # bundle-relative path -> filled page text
     budgets: dict = field(default_factory=dict)  # input_data folder -> seconds
     notes: list = field(default_factory=list)
-
-
-def score_keys(root) -> tuple:
-    """The keys score.py writes, imported from the scoring program itself (never copied here)."""
-    folder = str(Path(root) / "scoring_program")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
 
 
 def default_budget(limit: int) -> int:
@@ -174,7 +165,7 @@ def check_bundle(root=REPO, *, demo=False, default_queue_limit=DEFAULT_QUEUE_LIM
                 phase["execution_time_limit"] = default_queue_limit
     problems += check_competition(bundle.config, root)
     problems += check_time_limits(bundle.config, default_queue_limit)
-    problems += check_score_keys(bundle.config, score_keys(root))
+    problems += check_score_keys(bundle.config, leaderboard_keys(root))
     _check_data(bundle.config, root, demo, problems)
     limits = _plan_phases(bundle, root, organizer, demo=demo, default_queue_limit=default_queue_limit,
                           overrides=dict(time_budgets or {}), cpu_rate=cpu_images_per_second, problems=problems)
