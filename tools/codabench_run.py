@@ -32,15 +32,14 @@ from pathlib import Path
 import yaml
 
 import worker_paths as app
-from competition_rules import load_competition
+from competition_rules import DEFAULT_QUEUE_LIMIT, PHASE_DEFAULT_LIMIT, load_competition
+from competition_rules import effective_time_limit as rules_time_limit
 from worker_paths import legacy_variables
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
 from submission_loader import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
-DEFAULT_TIME_LIMIT = 600  # seconds: a phase without execution_time_limit (the Phase model's default)
-DEFAULT_QUEUE_CAP = 600  # seconds: MAX_EXECUTION_TIME_LIMIT of the default queue in CodaBench's code
 METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
 STEP_MARKER = "CODABENCH_RUN_STEP"  # environment variable that tags every process of a step
 TIME_LIMIT_MESSAGE = "Execution Time Limit exceeded. Limit was {} seconds"
@@ -367,17 +366,18 @@ def _find_task(config: dict, phase: str):
 
 
 def effective_time_limit(config: dict, phase_config: dict, time_limit: int | None = None,
-                         queue_cap: int = DEFAULT_QUEUE_CAP) -> tuple[int, str | None]:
+                         queue_cap: int = DEFAULT_QUEUE_LIMIT) -> tuple[int, str | None]:
     """(seconds, note): the phase's limit (or time_limit), capped at queue_cap when the competition names no queue.
 
     CodaBench (competitions/tasks.py) sends min(MAX_EXECUTION_TIME_LIMIT, limit) to the shared default queue;
-    a competition with its own `queue` gets its limit as it is.
+    a competition with its own `queue` gets its limit as it is. The rule is competition_rules' (pack.py's too).
     """
-    asked = int(time_limit or phase_config.get("execution_time_limit") or DEFAULT_TIME_LIMIT)
-    if config.get("queue") or asked <= queue_cap:
+    asked = int(time_limit or phase_config.get("execution_time_limit") or PHASE_DEFAULT_LIMIT)
+    seconds = rules_time_limit(config, {"execution_time_limit": asked}, queue_cap)
+    if seconds == asked:
         return asked, None
-    return queue_cap, (f"competition.yaml names no queue: the default queue caps the time limit of {asked} s "
-                       f"at {queue_cap} s (MAX_EXECUTION_TIME_LIMIT; --default-queue-cap to change)")
+    return seconds, (f"competition.yaml names no queue: the default queue caps the time limit of {asked} s "
+                     f"at {seconds} s (MAX_EXECUTION_TIME_LIMIT; --default-queue-cap to change)")
 
 
 def _stage_submission(submission: Path, destination: Path, scratch: Path) -> None:
@@ -491,7 +491,7 @@ def _scoring_verdict(output: Path, scoring: StepResult, timed_out: bool, limit: 
 
 
 def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, workdir: Path | None = None,
-                   time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_CAP,
+                   time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_LIMIT,
                    python: str | None = None) -> RunResult:
     """Prediction step then scoring step on a submission (zip or folder) for one phase of a bundle.
 
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder of the steps (default: removed)")
     parser.add_argument("--workdir", help="build the steps' trees in this folder instead, and keep them")
     parser.add_argument("--time-limit", type=int, help="seconds per step (default: the phase's execution_time_limit)")
-    parser.add_argument("--default-queue-cap", type=int, default=DEFAULT_QUEUE_CAP,
+    parser.add_argument("--default-queue-cap", type=int, default=DEFAULT_QUEUE_LIMIT,
                         help="cap of the time limit when competition.yaml names no queue (default %(default)s s, "
                              "the code's MAX_EXECUTION_TIME_LIMIT; the public instance uses 1200)")
     args = parser.parse_args(argv)
