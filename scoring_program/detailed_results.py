@@ -188,7 +188,7 @@ def _robustness(details: dict) -> str:
     return (
         "<section id='robustness'><h2>Robustness to degradation</h2>"
         "<p class='note'>Drop = pristine-set macro-F1 minus the macro-F1 of each severity in the degraded set; "
-        "relative drop = drop / pristine-set macro-F1. Severity 'pristine' (unmodified copies) should be near 0.</p>"
+        "relative drop = drop / pristine-set macro-F1. Severity 'pristine' (undegraded, re-encoded copies) should be near 0.</p>"
         "<table id='robustness-drops'><tr><th class='name'>severity</th><th>macro-F1</th><th>absolute drop</th>"
         "<th>relative drop</th></tr>" + drop_rows + "</table>"
         + _robustness_figure(details)

@@ -8,7 +8,7 @@ def macro_f1_drops(pristine_f1: float, severity_f1: dict[str, float]) -> list[di
     """Per severity: absolute drop (pristine - severity) and relative drop (absolute / pristine).
 
     The reference is the pristine set's macro-F1, as in ImageNet-C / MedMNIST-C; the degraded set's
-    "pristine" severity (unmodified copies of other cells) is listed too as a sanity check near 0.
+    "pristine" severity (undegraded, re-encoded copies of the pristine cells) is listed too as a sanity check near 0.
     """
     rows = []
     for severity in SEVERITIES:
