@@ -215,17 +215,23 @@ def pack_bundle(root=REPO, out=None, *, demo=False, log=None, **options) -> Path
     return write_zip(Path(out or root / "dist" / "bundle.zip"), entries())
 
 
+# Starting-kit folders: the trained file that makes each one a runnable submission, and the command that makes it.
+STARTING_KITS = {"starting_kit": ("classifier.joblib", "make starting-kit"),
+                 "starting_kit_timm": ("weights.safetensors", "make starting-kit-timm")}
+
+
 def pack_submissions(root=REPO, dist=None, log=print) -> list:
-    """dist/starting_kit_submission.zip and dist/<baseline>_submission.zip for every trained baseline."""
+    """dist/<kit>_submission.zip for each trained starting kit and dist/<baseline>_submission.zip for each baseline."""
     root = Path(root)
     dist = Path(dist or root / "dist")
     written = []
-    kit = root / "starting_kit"
-    if (kit / "classifier.joblib").is_file():
-        written.append(write_zip(dist / "starting_kit_submission.zip", folder_entries(kit)))
-        log(f"wrote {written[-1]}")
-    else:
-        log("skipped starting_kit: not trained yet (make starting-kit)")
+    for name, (weights, target) in STARTING_KITS.items():
+        kit = root / name
+        if (kit / weights).is_file():
+            written.append(write_zip(dist / f"{name}_submission.zip", folder_entries(kit)))
+            log(f"wrote {written[-1]}")
+        else:
+            log(f"skipped {name}: not trained yet ({target})")
     sys.path.insert(0, str(root / "baselines"))
     from pack_baseline import pack_submission
 
@@ -265,7 +271,8 @@ def main(argv=None):
     except PackError as error:
         print(f"pack: refused: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {bundle} ({bundle.stat().st_size / 1e6:.1f} MB): upload it on CodaBench (Benchmarks > Upload)")
+    print(f"wrote {bundle} ({bundle.stat().st_size / 1e6:.1f} MB): "
+          "upload it on CodaBench (Benchmarks > Management > Upload)")
     if not args.no_submissions:
         pack_submissions(args.root, Path(args.out).parent if args.out else None)
     return 0
