@@ -24,15 +24,30 @@ def guard_supervisor() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1) & _prctl(PR_SET_DUMPABLE, 0)
 
 
+def stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...] (starttime is index 19); OSError once gone.
+
+    The command name may hold spaces and parentheses, so the fields start after its last ')'.
+    """
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def kill_group(process_group: int) -> None:
+    """SIGKILL a process group; one that is already gone, or not ours, is no error."""
+    try:
+        os.killpg(process_group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def descendants(root: int) -> list[int]:
     """Process ids below `root` in the process tree, from /proc (empty where /proc is absent)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            fields = stat_fields(int(stat.parent.name))
         except OSError:  # the process ended meanwhile
             continue
-        fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces and parentheses
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     found, queue = [], list(children.get(root, []))
     while queue:
@@ -49,10 +64,7 @@ def kill_all_descendants(process_group: int | None = None, spare: frozenset[int]
     Processes forking while being killed are caught by the next round.
     """
     if process_group is not None:
-        try:
-            os.killpg(process_group, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(process_group)
     killed = set()
     for _ in range(KILL_ROUNDS):
         alive = [pid for pid in descendants(os.getpid()) if pid not in spare and not _is_zombie(pid)]
@@ -72,10 +84,9 @@ def kill_all_descendants(process_group: int | None = None, spare: frozenset[int]
 
 def _is_zombie(pid: int) -> bool:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return stat_fields(pid)[0] == "Z"
     except OSError:
         return True
-    return text[text.rfind(")") + 2:].split()[0] == "Z"
 
 
 def _reap(pids: set[int]) -> None:

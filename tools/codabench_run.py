@@ -38,6 +38,7 @@ from worker_paths import legacy_variables
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
+from process_tree import kill_group, stat_fields  # noqa: E402  (the ingestion's own /proc reading)
 from submission_loader import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
 METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
@@ -231,29 +232,17 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple
     results = []
     for name, argv, process, start, out, err in started:
         if process.poll() is None:
-            _kill_group(process.pid)
+            kill_group(process.pid)
             process.wait()
         code = None if name not in ended else _docker_exit_code(process.returncode)
         results.append(StepResult(name, argv, code, ended.get(name, limit), name not in ended, out, err))
     return results, timed_out, born_after
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stat(pid: int) -> list:
-    """/proc/<pid>/stat fields after the command name: [state, ppid, ...]; starttime is index 19."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
 def start_ticks(pid: int) -> int:
     """When a process started, in clock ticks since boot (0 when it is already gone)."""
     try:
-        return int(_stat(pid)[19])
+        return int(stat_fields(pid)[19])
     except (OSError, ValueError, IndexError):
         return 0
 
@@ -263,7 +252,7 @@ def _process_touches(pid: int, tree: str, marker: bytes, born_after: int) -> boo
     argument or an open file in the step's temp tree."""
     proc = f"/proc/{pid}"
     try:
-        if int(_stat(pid)[19]) < born_after:
+        if int(stat_fields(pid)[19]) < born_after:
             return False
         if marker in Path(proc, "environ").read_bytes():
             return True
@@ -289,7 +278,7 @@ def _ancestors() -> set:
     while pid > 1 and pid not in pids:
         pids.add(pid)
         try:
-            pid = int(_stat(pid)[1])
+            pid = int(stat_fields(pid)[1])
         except (OSError, ValueError, IndexError):
             break
     return pids
