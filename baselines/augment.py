@@ -73,8 +73,9 @@ class TrainAugment:
     orientation, and a small affine.
     """
 
-    def __init__(self, input_size, interpolation, to_array):
+    def __init__(self, input_size, interpolation, to_array, crop_fraction=1.0):
         self.input_size, self.interpolation, self.to_array = input_size, interpolation, to_array
+        self.crop_fraction = crop_fraction
 
     def __call__(self, image: Image.Image, seed: int, probability: float, strength: float) -> torch.Tensor:
         import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
@@ -84,7 +85,8 @@ class TrainAugment:
         if rng.random() < probability:
             severity = degrade.DEGRADED_SEVERITIES[rng.integers(len(degrade.DEGRADED_SEVERITIES))]
             image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
-        tensor = torch.from_numpy(self.to_array(image, self.input_size, self.interpolation)).permute(2, 0, 1)
+        array = self.to_array(image, self.input_size, self.interpolation, self.crop_fraction)
+        tensor = torch.from_numpy(array).permute(2, 0, 1)
         tensor = colour_jitter(hed_jitter(F.to_dtype(tensor, torch.float32, scale=True), generator), rng)
         tensor = torch.rot90(tensor, int(rng.integers(4)), dims=(1, 2))
         if rng.random() < 0.5:

@@ -29,10 +29,19 @@ INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resamp
                   "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
 
-def image_to_array(image: Image.Image, input_size: tuple, interpolation: str) -> np.ndarray:
-    """PIL image -> uint8 array (H, W, 3) at the member's input size; the recipe trains on exactly this resize."""
+def image_to_array(image: Image.Image, input_size: tuple, interpolation: str,
+                   crop_fraction: float = 1.0) -> np.ndarray:
+    """PIL image -> uint8 array (H, W, 3) at the member's input size; the recipe trains on exactly this resize.
+
+    crop_fraction < 1 keeps only the centre (that fraction of each side) before resizing: the white cell sits in
+    the middle of every crop, so the network's pixels go to the cell rather than the red cells around it.
+    """
     height, width = input_size[-2:]
     image = image.convert("RGB")
+    if crop_fraction < 1:
+        keep_w, keep_h = round(image.width * crop_fraction), round(image.height * crop_fraction)
+        left, top = (image.width - keep_w) // 2, (image.height - keep_h) // 2
+        image = image.crop((left, top, left + keep_w, top + keep_h))
     if image.size != (width, height):
         image = image.resize((width, height), INTERPOLATIONS[interpolation])
     return np.array(image, dtype=np.uint8)
@@ -65,6 +74,9 @@ def read_card(folder: Path) -> dict:
             raise ValueError(f"{path}: member {index} lacks {sorted(missing)}")
         if member["interpolation"] not in INTERPOLATIONS:
             raise ValueError(f"{path}: member {index} interpolation must be one of {sorted(INTERPOLATIONS)}")
+        crop = member.get("crop_fraction", 1.0)
+        if not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+            raise ValueError(f"{path}: member {index} crop_fraction must be a number in (0, 1], got {crop!r}")
     return card
 
 
@@ -123,11 +135,11 @@ class Model:
         """list of PIL images -> list of 13 probabilities (CLASSES order), averaged over TTA views and members."""
         if self.card is None:
             raise RuntimeError("Model.load() must be called before predicting")
-        resized = {}  # members sharing an input size and interpolation share the resize
+        resized = {}  # members sharing an input size, interpolation and crop share the resize
         total = torch.zeros(len(images), len(CLASSES), device=self.device)
         views = 0
         for member, network, (mean, std) in zip(self.card["members"], self.networks, self.normalisers):
-            key = (tuple(member["input_size"]), member["interpolation"])
+            key = (tuple(member["input_size"]), member["interpolation"], member.get("crop_fraction", 1.0))
             if key not in resized:
                 resized[key] = self._to_device([image_to_array(image, *key) for image in images])
             batch = (resized[key] - mean) / std

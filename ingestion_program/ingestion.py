@@ -358,7 +358,8 @@ def finish(state: Run, before: set, temp_dir: Path, budget: TimeBudget) -> None:
     if state.model is not None:
         leftovers = state.model.stop()
         if leftovers:
-            state.warnings.append(f"{leftovers} processes the submission started were still running; killed")
+            noun, verb = ("process", "was") if leftovers == 1 else ("processes", "were")
+            state.warnings.append(f"{leftovers} {noun} the submission started {verb} still running; killed")
     removed = remove_foreign(state.output_dir, before)
     state.facts["unexpected_output_files"] = removed[:50]
     if removed:

@@ -132,3 +132,37 @@ def test_bad_card_is_refused_with_a_reason(tmp_path, change, message):
     (folder / "card.json").write_text(json.dumps({**card, **change}))
     with pytest.raises(ValueError, match=message):
         load_model(folder)
+
+
+def test_crop_fraction_keeps_the_centre_before_resizing():
+    """crop_fraction 0.5 sees exactly the centre half of each side, resized; 1 is the plain resize."""
+    image = cell_images(1, size=(200, 200))[0]
+    centre = image.crop((50, 50, 150, 150)).resize((32, 32), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(baseline_model.image_to_array(image, (32, 32), "bicubic", 0.5), np.array(centre))
+    plain = image.resize((32, 32), Image.Resampling.BICUBIC)
+    np.testing.assert_array_equal(baseline_model.image_to_array(image, (32, 32), "bicubic"), np.array(plain))
+
+
+def test_model_uses_the_card_crop_fraction(tmp_path):
+    """A member's crop_fraction reaches predict_batch: with 0.5 the border of the image no longer matters."""
+    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    card = json.loads((folder / "card.json").read_text())
+    card["members"][0]["crop_fraction"] = 0.5
+    (folder / "card.json").write_text(json.dumps(card))
+    model = load_model(folder)
+    image = cell_images(1, size=(128, 128))[0]
+    bordered = np.array(image)
+    bordered[:20], bordered[-20:], bordered[:, :20], bordered[:, -20:] = 0, 0, 0, 0  # outside the centre half
+    np.testing.assert_allclose(model.predict(Image.fromarray(bordered)), model.predict(image), atol=1e-6)
+    uncropped = load_model(make_submission(tmp_path / "plain", "resnet50", TINY))
+    assert not np.allclose(uncropped.predict(Image.fromarray(bordered)), uncropped.predict(image), atol=1e-6)
+
+
+@pytest.mark.parametrize("crop", [0, 1.5, "centre"])
+def test_bad_crop_fraction_is_refused(tmp_path, crop):
+    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    card = json.loads((folder / "card.json").read_text())
+    card["members"][0]["crop_fraction"] = crop
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="member 0 crop_fraction must be a number in"):
+        load_model(folder)

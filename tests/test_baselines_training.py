@@ -13,8 +13,8 @@ from augment import Curriculum
 from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
-from train_baseline import (VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights, severity_scores,
-                            train_baseline)
+from train_baseline import (VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights, kept_record,
+                            members_to_train, severity_scores, train_baseline)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,7 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     assert [record["epoch"] for record in history] == [1, 2]
     assert history[1]["degradation_probability"] > history[0]["degradation_probability"]  # the curriculum ramps
     assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
+    assert member["training"]["kept_by"] == "best" and member["crop_fraction"] == 1.0
     assert card["recipe"]["curriculum"] is True and card["recipe"]["git_commit"]
     for key in ("pristine_macro_f1", "degraded_macro_f1", "severity_mild_macro_f1"):
         assert 0.0 <= card["evaluation"][key] <= 1.0
@@ -55,6 +56,33 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     run_dir = Path(card["recipe"]["run_dir"]) / "resnet50"
     assert (run_dir / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(json.loads((run_dir / "history.json").read_text())) == 2
+
+
+def test_last_epoch_and_centre_crop_reach_the_card_and_the_submission(release, tmp_path):
+    """--keep-epoch last ships the last epoch whatever its validation score (no choice made on a test set), and
+    --crop-fraction goes into the member's card entry, which the finished model.py then evaluates with."""
+    options = RunOptions(release=release, baseline="resnet50", out=tmp_path / "resnet50", runs_dir=tmp_path / "runs",
+                         pretrained="off", epochs=2, input_size=32, limit_train=48, limit_eval=24, max_steps=1,
+                         workers=0, keep_epoch="last", crop_fraction=0.6)
+    card = train_baseline(options)
+    (member,) = card["members"]
+    assert member["crop_fraction"] == 0.6
+    assert member["training"]["kept_by"] == "last" and member["training"]["kept_epoch"] == 2
+    assert member["training"]["validation"] == member["training"]["history"][-1]
+    assert 0.0 <= card["evaluation"]["degraded_macro_f1"] <= 1.0
+
+
+@pytest.mark.parametrize("crop", [0.0, 1.2])
+def test_crop_fraction_outside_0_1_is_refused(tmp_path, crop):
+    with pytest.raises(ValueError, match=f"--crop-fraction must be in \\(0, 1\\], got {crop}"):
+        members_to_train(RunOptions(release=tmp_path, crop_fraction=crop))
+
+
+def test_kept_record_is_the_best_or_the_last_epoch():
+    history = [{"epoch": 1, "degraded_macro_f1": 0.5}, {"epoch": 2, "degraded_macro_f1": 0.7},
+               {"epoch": 3, "degraded_macro_f1": 0.6}]
+    assert kept_record(history, "best")["epoch"] == 2
+    assert kept_record(history, "last")["epoch"] == 3
 
 
 def test_zip_has_model_card_and_weights_at_its_root_and_runs_unpacked(trained, tmp_path):

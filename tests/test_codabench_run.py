@@ -273,7 +273,7 @@ def test_a_setsid_child_is_killed_before_the_reference_is_staged(repository, tmp
     # Two layers: the ingestion supervisor kills what the model started; the emulator kills what is still left.
     report = json.loads((tmp_path / "run" / "prediction" / "output" / "run_report.json").read_text())
     assert ("left over from the prediction step" in completed.stdout
-            or "1 processes the submission started were still running; killed" in report["warnings"])
+            or "1 process the submission started was still running; killed" in report["warnings"])
     assert not _alive(int(pid_file.read_text()))
     assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
 
