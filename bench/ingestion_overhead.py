@@ -1,10 +1,10 @@
 """Benchmark: ingestion's wall time against the ResNet-50 baseline's own compute on the same images; goal <= 1.10.
 
-Usage: python bench/ingestion_overhead.py [-n 256] [--input-size 64] [--batch-size 32] [--seed 0] [--repeats 3]
+Usage: python bench/ingestion_overhead.py [-n 256] [--input-size 96] [--batch-size 32] [--seed 0] [--repeats 3]
                                           [--input-data DIR]
 
-One submission folder (the baseline's model.py, a card with one resnet50 member at the cpu-quick input size and
-TTA, random weights saved as the recipe saves them) and the same n images (half pristine, half degraded) are used
+One submission folder (the baseline's model.py, a card with one resnet50 member at the cpu-quick input size, crop
+and TTA, random weights saved as the recipe saves them) and the same n images (half pristine, half degraded) are used
 for every measurement. Each repeat runs both, each in a fresh process so that both start equally cold:
   (a) pure compute: the images decoded beforehand (untimed), then model.predict_batch batch by batch, set by set:
       everything the model does (its resize, normalisation, TTA, network); for information also the network
@@ -40,14 +40,14 @@ BASELINE, PROFILE = "resnet50", "cpu-quick"
 
 
 def baseline_settings():
-    """(input size, TTA) of the ResNet-50 baseline's cpu-quick recipe, read from the recipe itself."""
+    """(input size, centre crop, TTA) of the ResNet-50 baseline's cpu-quick recipe, read from the recipe itself."""
     from train_baseline import BASELINES, PROFILES
 
     (member,) = BASELINES[BASELINE][PROFILE]
-    return member.input_size, PROFILES[PROFILE].tta
+    return member.input_size, member.crop_fraction, PROFILES[PROFILE].tta
 
 
-def make_submission(folder, input_size, tta, seed):
+def make_submission(folder, input_size, crop_fraction, tta, seed):
     """A ready baseline folder: model.py copied from baselines/baseline_model.py, card.json, random weights."""
     import torch
     from safetensors.torch import save_file
@@ -59,7 +59,7 @@ def make_submission(folder, input_size, tta, seed):
     folder.mkdir(parents=True)
     member = {"architecture": BASELINE, "model_kwargs": {}, "weights": f"weights_{BASELINE}.safetensors",
               "input_size": [3, input_size, input_size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-              "interpolation": "bicubic"}
+              "interpolation": "bicubic", "crop_fraction": crop_fraction}
     torch.manual_seed(seed)
     save_file(baseline_model.build_network(member).state_dict(), folder / member["weights"])
     card = {"baseline": BASELINE, "classes": list(baseline_model.CLASSES), "tta": tta, "members": [member],
@@ -148,7 +148,7 @@ def network_seconds(module, model, batches):
     import torch
 
     (member,), network, (mean, std) = model.card["members"], model.networks[0], model.normalisers[0]
-    key = (tuple(member["input_size"]), member["interpolation"])
+    key = (tuple(member["input_size"]), member["interpolation"], member["crop_fraction"])
     tensors = [torch.from_numpy(np.stack([module.image_to_array(image, *key) for image in batch]))
                .permute(0, 3, 1, 2) for s in SETS for batch in batches[s]]
     started = time.perf_counter()
@@ -186,7 +186,7 @@ def run_ingestion(submission, input_dir, output_dir, batch_size):
             "peak_memory_mb": report["peak_memory_mb"], "workers": report.get("workers")}
 
 
-def measure(images, input_size, tta, batch_size, seed, repeats, input_data):
+def measure(images, input_size, crop_fraction, tta, batch_size, seed, repeats, input_data):
     """Set up the images and the submission, then alternate (a) and (b) `repeats` times; their figures."""
     per_set = images // 2
     with tempfile.TemporaryDirectory(prefix="wbc_bench_") as tmp:
@@ -201,8 +201,9 @@ def measure(images, input_size, tta, batch_size, seed, repeats, input_data):
         else:
             origin = f"the first {per_set} images per set of {source}"
         input_dir = copy_first_images(source, work / "input", per_set)
-        submission = make_submission(work / "submission", input_size, tta, seed)
-        print(f"images: {2 * per_set} ({origin}); model: {BASELINE}, random weights, {input_size} px, TTA {tta}; "
+        submission = make_submission(work / "submission", input_size, crop_fraction, tta, seed)
+        print(f"images: {2 * per_set} ({origin}); model: {BASELINE}, random weights, {input_size} px of the centre "
+              f"{crop_fraction}, TTA {tta}; "
               f"batch size {batch_size}; set-up {time.perf_counter() - started:.1f} s", flush=True)
 
         computes, ingestions = [], []
@@ -262,7 +263,7 @@ def print_figures(computes, ingestions, input_size):
 
 
 def main(argv=None):
-    input_size, tta = baseline_settings()
+    input_size, crop_fraction, tta = baseline_settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--images", type=int, default=256, help="images in all, half per set (default 256)")
     parser.add_argument("--input-size", type=int, default=input_size,
@@ -281,8 +282,8 @@ def main(argv=None):
         return 0
     if args.images < 2 or args.repeats < 1 or args.batch_size < 1:
         parser.error("-n must be at least 2, --repeats and --batch-size at least 1")
-    computes, ingestions = measure(args.images, args.input_size, tta, args.batch_size, args.seed, args.repeats,
-                                   args.input_data)
+    computes, ingestions = measure(args.images, args.input_size, crop_fraction, tta, args.batch_size, args.seed,
+                                   args.repeats, args.input_data)
     print_figures(computes, ingestions, args.input_size)
     return 0
 
