@@ -13,8 +13,8 @@ from augment import Curriculum
 from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
-from train_baseline import (VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights, kept_record,
-                            members_to_train, severity_scores, train_baseline)
+from train_baseline import (BASELINES, VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights,
+                            kept_record, members_to_train, severity_scores, train_baseline)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,8 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     assert [record["epoch"] for record in history] == [1, 2]
     assert history[1]["degradation_probability"] > history[0]["degradation_probability"]  # the curriculum ramps
     assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
-    assert member["training"]["kept_by"] == "best" and member["crop_fraction"] == 1.0
+    assert member["training"]["kept_by"] == "best"
+    assert member["crop_fraction"] == BASELINES["resnet50"]["cpu-quick"][0].crop_fraction  # the recipe's crop
     assert card["recipe"]["curriculum"] is True and card["recipe"]["git_commit"]
     for key in ("pristine_macro_f1", "degraded_macro_f1", "severity_mild_macro_f1"):
         assert 0.0 <= card["evaluation"][key] <= 1.0
