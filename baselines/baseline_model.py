@@ -74,7 +74,7 @@ def read_card(folder: Path) -> dict:
             raise ValueError(f"{path}: member {index} lacks {sorted(missing)}")
         if member["interpolation"] not in INTERPOLATIONS:
             raise ValueError(f"{path}: member {index} interpolation must be one of {sorted(INTERPOLATIONS)}")
-        crop = member.get("crop_fraction", 1.0)
+        crop = member.setdefault("crop_fraction", 1.0)  # cards without one see the whole image
         if not isinstance(crop, (int, float)) or not 0 < crop <= 1:
             raise ValueError(f"{path}: member {index} crop_fraction must be a number in (0, 1], got {crop!r}")
     return card
@@ -139,7 +139,7 @@ class Model:
         total = torch.zeros(len(images), len(CLASSES), device=self.device)
         views = 0
         for member, network, (mean, std) in zip(self.card["members"], self.networks, self.normalisers):
-            key = (tuple(member["input_size"]), member["interpolation"], member.get("crop_fraction", 1.0))
+            key = (tuple(member["input_size"]), member["interpolation"], member["crop_fraction"])
             if key not in resized:
                 resized[key] = self._to_device([image_to_array(image, *key) for image in images])
             batch = (resized[key] - mean) / std

@@ -331,7 +331,7 @@ def train_member(member: Member, profile: Profile, options: RunOptions, train_ro
                         torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing),
                         input_normaliser(network, device), device, amp)
     curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
-    history, best_state, best_score = [], None, -1.0
+    history, kept_state = [], None
     for epoch in range(epochs):
         probability, strength = curriculum.at(epoch)
         dataset.set_stage(epoch, probability, strength)
@@ -346,13 +346,13 @@ def train_member(member: Member, profile: Profile, options: RunOptions, train_ro
                       "learning_rate": step.schedule.get_last_lr()[0], **scores}
             history.append(record)
             print(json.dumps(record), file=sys.stderr, flush=True)
-            if options.keep_epoch == "last" or scores["degraded_macro_f1"] > best_score:
-                best_score, best_state = scores["degraded_macro_f1"], state_copy(network)
+            if kept_record(history, options.keep_epoch) is record:  # the one rule the card reports too
+                kept_state = state_copy(network)
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))
             plot_history(history, run_dir / "training_curve.png", member.architecture)
         if world > 1:
             dist.barrier()
-    return best_state, history, initialisation
+    return kept_state, history, initialisation
 
 
 def training_loader(member: Member, profile: Profile, options: RunOptions, train_rows: pd.DataFrame, rank: int,
