@@ -34,10 +34,10 @@ def colour_jitter(image: torch.Tensor, rng: np.random.Generator, amount: float =
     return F.adjust_hue(image, float(rng.uniform(-hue, hue))).clamp(0, 1)
 
 
-def border_colour(image: torch.Tensor) -> list[float]:
-    """Mean colour of the image border: the smear background, used to fill corners uncovered by the affine."""
+def border_colour(image: torch.Tensor) -> torch.Tensor:
+    """Mean colour of the image border (3, 1, 1): the smear background, which fills corners the affine uncovers."""
     edges = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
-    return edges.mean(dim=1).tolist()
+    return edges.mean(dim=1).view(3, 1, 1)
 
 
 @dataclass
@@ -69,13 +69,13 @@ class TrainAugment:
 
     Noise and blur (tools/degrade.py) are applied at full resolution, as in the release, then the image is resized
     exactly as model.py resizes it; stain (HED) and colour jitter follow at the small size (they act per pixel, and
-    the full-resolution version cost ~100 ms per image), then geometry: any D4 view, since a cell has no
-    orientation, and a small affine.
+    the full-resolution version cost ~100 ms per image; `jitter` scales both, 0 turns them off), then geometry:
+    any D4 view, since a cell has no orientation, and a small affine.
     """
 
-    def __init__(self, input_size, interpolation, to_array, crop_fraction=1.0):
+    def __init__(self, input_size, interpolation, to_array, crop_fraction=1.0, jitter=1.0):
         self.input_size, self.interpolation, self.to_array = input_size, interpolation, to_array
-        self.crop_fraction = crop_fraction
+        self.crop_fraction, self.jitter = crop_fraction, jitter
 
     def __call__(self, image: Image.Image, seed: int, probability: float, strength: float) -> torch.Tensor:
         import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
@@ -87,12 +87,19 @@ class TrainAugment:
             image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
         array = self.to_array(image, self.input_size, self.interpolation, self.crop_fraction)
         tensor = torch.from_numpy(array).permute(2, 0, 1)
-        tensor = colour_jitter(hed_jitter(F.to_dtype(tensor, torch.float32, scale=True), generator), rng)
+        tensor = F.to_dtype(tensor, torch.float32, scale=True)
+        if self.jitter:
+            tensor = hed_jitter(tensor, generator, sigma=0.05 * self.jitter, bias=0.05 * self.jitter)
+            tensor = colour_jitter(tensor, rng, amount=0.15 * self.jitter, hue=0.03 * self.jitter)
         tensor = torch.rot90(tensor, int(rng.integers(4)), dims=(1, 2))
         if rng.random() < 0.5:
             tensor = torch.flip(tensor, dims=(2,))
         angle = float(rng.uniform(-15, 15))
         translate = [float(v) for v in rng.uniform(-0.05, 0.05, 2) * tensor.shape[-1]]
         scale = float(math.exp(rng.uniform(-0.1, 0.1)))
-        return F.affine(tensor, angle=angle, translate=translate, scale=scale, shear=[0.0, 0.0],
-                        interpolation=v2.InterpolationMode.BILINEAR, fill=border_colour(tensor))
+        # Shifted so that the smear's colour is zero: torchvision pads with zeros, and its `fill` blends a bilinear
+        # edge with black (a dark seam at 3/4 brightness), while zero padding here blends it into the smear.
+        background = border_colour(tensor)
+        shifted = F.affine(tensor - background, angle=angle, translate=translate, scale=scale, shear=[0.0, 0.0],
+                           interpolation=v2.InterpolationMode.BILINEAR, fill=0.0)
+        return shifted + background

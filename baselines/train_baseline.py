@@ -62,6 +62,11 @@ class Member:
     init: Callable[[], Path] | None = None  # where its default --init checkpoint is (None: hub or random)
     epochs: int | None = None  # overrides the profile's
     crop_fraction: float = 1.0  # centre fraction of each side kept before resizing (baseline_model.image_to_array)
+    # Augmentation strength: the stain and colour jitter's scale (1 = ±5 % per stain, ±15 % colour, ±0.03 hue; 0 =
+    # none) and the curriculum's degradation probability once ramped. A short schedule from random weights learns
+    # faster with less of both (baselines/README.md).
+    jitter: float = 1.0
+    degradation_probability: float = 0.6
 
 
 @dataclass
@@ -85,10 +90,10 @@ class Profile:
 
 PROFILES = {
     "gpu": Profile(epochs=30, batch_size=64, tta="d4", workers=8, ramp_epochs=10),
-    # One compute thread and one data worker fill two cores; on an oversubscribed machine a second OpenMP thread
-    # made each step 3-4x slower (measured: ResNet-50, 64 px, batch 32: 7.5 s with 1 thread, 24-29 s with 2).
-    "cpu-quick": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=2, threads=1,
-                         keep_within=0.8),
+    # torch's default threads (one per core) and one data worker: on an idle 2-core machine a ResNet-50 step (96 px,
+    # batch 32) took 1.9 s with two threads against 3.5 s with one. On a machine shared with other jobs a second
+    # OpenMP thread made steps 3-4x slower (64 px: 7.5 s with 1 thread, 24-29 s with 2): pass --threads 1 there.
+    "cpu-quick": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=2, keep_within=0.8),
     # ImageNet features from a local file on 2 CPU cores: the profile the curriculum evidence is measured with.
     "cpu-pretrained": Profile(epochs=3, batch_size=32, tta="flip", workers=1, ramp_epochs=1, threads=1,
                               warmup_epochs=0.25),
@@ -97,10 +102,11 @@ PROFILES = {
 BASELINES = {
     "resnet50": {
         "gpu": [Member("resnet50", 224, learning_rate=1e-3)],
-        # From scratch on the PBC cells, 96 px of the image's centre 0.6 (the cell at 160 px-equivalent detail) for 4
-        # epochs: 0.70 pristine / 0.65 degraded macro-F1, against 0.64 / 0.58 for 64 px of the whole image and 3
-        # epochs (baselines/README.md).
-        "cpu-quick": [Member("resnet50", 96, learning_rate=2e-3, epochs=4, crop_fraction=0.6)],
+        # From scratch on the PBC cells: 96 px of the image's centre 0.6 (the cell at 160 px-equivalent detail) for 4
+        # epochs, with a third of the gpu recipe's stain/colour jitter and the curriculum's probability held at 0.4:
+        # four epochs from random weights learn the cells faster with less augmentation (baselines/README.md).
+        "cpu-quick": [Member("resnet50", 96, learning_rate=2e-3, epochs=4, crop_fraction=0.6, jitter=1 / 3,
+                             degradation_probability=0.4)],
     },
     "ensemble": {
         "gpu": [Member("swin_tiny_patch4_window7_224", 224, learning_rate=2e-4),
@@ -330,7 +336,8 @@ def train_member(member: Member, profile: Profile, options: RunOptions, train_ro
                         torch.amp.GradScaler(device.type, enabled=amp),
                         torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing),
                         input_normaliser(network, device), device, amp)
-    curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs)
+    curriculum = Curriculum(enabled=options.curriculum, ramp_epochs=profile.ramp_epochs,
+                            probability=member.degradation_probability)
     history, kept_state = [], None
     for epoch in range(epochs):
         probability, strength = curriculum.at(epoch)
@@ -359,7 +366,8 @@ def training_loader(member: Member, profile: Profile, options: RunOptions, train
                     world: int, amp: bool) -> tuple[TrainingSet, WeightedDistributedSampler,
                                                      torch.utils.data.DataLoader]:
     """The augmented training set, its class-weighted sampler (this rank's share) and the loader over both."""
-    augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array, member.crop_fraction)
+    augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array, member.crop_fraction,
+                           member.jitter)
     dataset = TrainingSet(train_rows, augment, options.seed)
     weights = class_weights(train_rows["label"].to_numpy(), profile.balance_power)
     sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, options.seed)
@@ -496,6 +504,7 @@ def member_entry(member: Member, weights_name: str, history: list[dict], initial
         "training": {**initialisation, "epochs": len(history), "kept_epoch": kept["epoch"],
                      "kept_by": keep_epoch,
                      "learning_rate": member.learning_rate, "batch_size": profile.batch_size,
+                     "jitter": member.jitter, "degradation_probability": member.degradation_probability,
                      "train_images": len(train_rows), "validation": kept, "history": history},
     }
 

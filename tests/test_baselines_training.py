@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import baseline_model
-from augment import Curriculum
+from augment import Curriculum, TrainAugment
 from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
@@ -47,6 +47,11 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     history = member["training"]["history"]
     assert [record["epoch"] for record in history] == [1, 2]
     assert history[1]["degradation_probability"] > history[0]["degradation_probability"]  # the curriculum ramps
+    recipe_member = BASELINES["resnet50"]["cpu-quick"][0]  # its augmentation strength reaches the curriculum
+    assert member["training"]["degradation_probability"] == recipe_member.degradation_probability
+    assert member["training"]["jitter"] == recipe_member.jitter
+    assert history[1]["degradation_probability"] == pytest.approx(0.1 + (recipe_member.degradation_probability - 0.1)
+                                                                  / 2)  # halfway up its 2-epoch ramp
     assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
     assert member["training"]["kept_by"] == "best"
     assert member["crop_fraction"] == BASELINES["resnet50"]["cpu-quick"][0].crop_fraction  # the recipe's crop
@@ -147,6 +152,22 @@ def test_curriculum_ramps_then_holds_and_switches_off():
     assert stages[4] == stages[6] == pytest.approx((0.5, 1.0))
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(stages[:4], stages[1:5]))
     assert Curriculum(enabled=False).at(3) == (0.0, 0.0)
+
+
+def test_jitter_zero_keeps_colours_and_jitter_one_changes_them():
+    """A flat smear colour survives the geometry exactly (the affine fills with the border colour), so any change
+    of colour is the stain and colour jitter's: none at jitter 0, some at the recipe's default."""
+    from PIL import Image
+
+    image = Image.new("RGB", (120, 120), (200, 150, 180))
+    plain = TrainAugment((32, 32), "bicubic", baseline_model.image_to_array, 0.6, jitter=0)
+    jittered = TrainAugment((32, 32), "bicubic", baseline_model.image_to_array, 0.6)
+    for seed in range(4):
+        colours = plain(image, seed, probability=0.0, strength=0.0)
+        assert colours.shape == (3, 32, 32)
+        assert np.allclose(colours.numpy(), np.array([200, 150, 180]).reshape(3, 1, 1) / 255, atol=1e-5)
+        assert not np.allclose(jittered(image, seed, probability=0.0, strength=0.0).numpy(), colours.numpy(),
+                               atol=1e-3)
 
 
 def test_validation_figures_carry_the_leaderboards_names():
