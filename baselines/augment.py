@@ -14,9 +14,10 @@ RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
 HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
 
 
-def hed_jitter(image: torch.Tensor, generator: torch.Generator, sigma: float = 0.05,
-               bias: float = 0.05) -> torch.Tensor:
-    """Scale and shift each stain's concentration: (3, H, W) float in [0, 1] -> same, a new staining of the slide."""
+def hed_jitter(image: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+    """Scale and shift each stain's concentration (each by up to ±5 % x strength): (3, H, W) float in [0, 1] -> same,
+    a new staining of the slide."""
+    sigma = bias = 0.05 * strength
     density = -torch.log(image.clamp(min=1 / 255))  # optical density per RGB channel
     stains = torch.einsum("chw,cs->shw", density, HED_FROM_RGB)
     scale = 1 + (torch.rand(3, 1, 1, generator=generator) * 2 - 1) * sigma
@@ -25,9 +26,10 @@ def hed_jitter(image: torch.Tensor, generator: torch.Generator, sigma: float = 0
     return torch.exp(-density).clamp(0, 1)
 
 
-def colour_jitter(image: torch.Tensor, rng: np.random.Generator, amount: float = 0.15,
-                  hue: float = 0.03) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue jitter with factors drawn from `rng` (reproducible per sample)."""
+def colour_jitter(image: torch.Tensor, rng: np.random.Generator, strength: float = 1.0) -> torch.Tensor:
+    """Brightness, contrast and saturation (±15 % x strength) and hue (±0.03 x strength) jitter with factors drawn
+    from `rng` (reproducible per sample)."""
+    amount, hue = 0.15 * strength, 0.03 * strength
     image = F.adjust_brightness(image, float(rng.uniform(1 - amount, 1 + amount)))
     image = F.adjust_contrast(image, float(rng.uniform(1 - amount, 1 + amount)))
     image = F.adjust_saturation(image, float(rng.uniform(1 - amount, 1 + amount)))
@@ -89,8 +91,7 @@ class TrainAugment:
         tensor = torch.from_numpy(array).permute(2, 0, 1)
         tensor = F.to_dtype(tensor, torch.float32, scale=True)
         if self.jitter:
-            tensor = hed_jitter(tensor, generator, sigma=0.05 * self.jitter, bias=0.05 * self.jitter)
-            tensor = colour_jitter(tensor, rng, amount=0.15 * self.jitter, hue=0.03 * self.jitter)
+            tensor = colour_jitter(hed_jitter(tensor, generator, self.jitter), rng, self.jitter)
         tensor = torch.rot90(tensor, int(rng.integers(4)), dims=(1, 2))
         if rng.random() < 0.5:
             tensor = torch.flip(tensor, dims=(2,))

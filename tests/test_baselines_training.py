@@ -54,7 +54,7 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
                                                                   / 2)  # halfway up its 2-epoch ramp
     assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
     assert member["training"]["kept_by"] == "best"
-    assert member["crop_fraction"] == BASELINES["resnet50"]["cpu-quick"][0].crop_fraction  # the recipe's crop
+    assert member["crop_fraction"] == recipe_member.crop_fraction  # the recipe's crop
     assert card["recipe"]["curriculum"] is True and card["recipe"]["git_commit"]
     for key in ("pristine_macro_f1", "degraded_macro_f1", "severity_mild_macro_f1"):
         assert 0.0 <= card["evaluation"][key] <= 1.0
