@@ -71,11 +71,16 @@ def scores_json(scores: dict) -> str:
 
 
 def local_phase(res_dir: Path) -> str:
-    """The phase the local ingestion run used (its run report's `phase`), else eval."""
+    """The phase the local ingestion run used (its run report's `phase`), else eval.
+
+    Read with the scorer's own report reader; a missing or unusable report falls back to eval here and is
+    reported by score() itself.
+    """
     try:
-        phase = json.loads((res_dir / "run_report.json").read_text(encoding="utf-8")).get("phase")
-    except (OSError, ValueError, AttributeError):
+        report = load_run_report(res_dir / "run_report.json")
+    except ScoringError:
         return "eval"
+    phase = report.phase if report else None
     return phase if phase in PHASES else "eval"
 
 
