@@ -494,9 +494,10 @@ def kept_record(history: list[dict], keep_epoch: str) -> dict:
 
 
 def member_entry(member: Member, weights_name: str, history: list[dict], initialisation: dict, profile: Profile,
-                 train_rows: pd.DataFrame, keep_epoch: str) -> dict:
-    """The card's description of one trained member: what model.py needs, then how it was made."""
-    kept = kept_record(history, keep_epoch)
+                 train_rows: pd.DataFrame, options: RunOptions) -> dict:
+    """The card's description of one trained member: what model.py needs, then how it was made (with the
+    curriculum off, its degradation probability is 0, as in every epoch's record)."""
+    kept = kept_record(history, options.keep_epoch)
     network = baseline_model.build_network({"architecture": member.architecture,
                                             "model_kwargs": member.model_kwargs})
     return {
@@ -504,9 +505,9 @@ def member_entry(member: Member, weights_name: str, history: list[dict], initial
         "input_size": [3, member.input_size, member.input_size], **normalisation(network),
         "interpolation": "bicubic", "crop_fraction": member.crop_fraction,
         "training": {**initialisation, "epochs": len(history), "kept_epoch": kept["epoch"],
-                     "kept_by": keep_epoch,
+                     "kept_by": options.keep_epoch,
                      "learning_rate": member.learning_rate, "batch_size": profile.batch_size,
-                     "jitter": member.jitter, "degradation_probability": member.degradation_probability,
+                     "jitter": member.jitter, "degradation_probability": member.degradation_probability if options.curriculum else 0.0,
                      "train_images": len(train_rows), "validation": kept, "history": history},
     }
 
@@ -597,7 +598,7 @@ def train_baseline(options: RunOptions) -> dict | None:
             out.mkdir(parents=True, exist_ok=True)
             save_file(state, out / weights_name)
             card_members.append(member_entry(member, weights_name, history, initialisation, profile, train_rows,
-                                             options.keep_epoch))
+                                             options))
     if rank != 0:
         return None
     card_members, left_out = members_to_keep(card_members, profile.keep_within)

@@ -64,14 +64,17 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     assert len(json.loads((run_dir / "history.json").read_text())) == 2
 
 
-def test_last_epoch_and_centre_crop_reach_the_card_and_the_submission(release, tmp_path):
-    """--keep-epoch last ships the last epoch whatever its validation score (no choice made on a test set), and
-    --crop-fraction goes into the member's card entry, which the finished model.py then evaluates with."""
+def test_last_epoch_centre_crop_and_curriculum_off_reach_the_card_and_the_submission(release, tmp_path):
+    """--keep-epoch last ships the last epoch whatever its validation score (no choice made on a test set),
+    --crop-fraction goes into the member's card entry, which the finished model.py then evaluates with, and
+    --curriculum off is recorded as no synthetic degradation, not as the recipe's probability."""
     options = RunOptions(release=release, baseline="resnet50", out=tmp_path / "resnet50", runs_dir=tmp_path / "runs",
                          pretrained="off", epochs=2, input_size=32, limit_train=48, limit_eval=24, max_steps=1,
-                         workers=0, keep_epoch="last", crop_fraction=0.6)
+                         workers=0, keep_epoch="last", crop_fraction=0.6, curriculum=False)
     card = train_baseline(options)
     (member,) = card["members"]
+    assert card["recipe"]["curriculum"] is False and member["training"]["degradation_probability"] == 0.0
+    assert all(record["degradation_probability"] == 0.0 for record in member["training"]["history"])
     assert member["crop_fraction"] == 0.6
     assert member["training"]["kept_by"] == "last" and member["training"]["kept_epoch"] == 2
     assert member["training"]["validation"] == member["training"]["history"][-1]
