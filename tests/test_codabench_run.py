@@ -2,9 +2,12 @@
 
 The hostile models run through the real tools/codabench_run.py in a subprocess, started from inside a bundle
 folder with an interpreter whose path leads there (as `make check` in a repository with its .venv would).
+Each layer is tested on its own: the process layer with `--sandbox off`, the private root with `--sandbox on`
+(skipped, with the reason, where this machine cannot run it).
 """
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -15,13 +18,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import step_sandbox
 from bundle_copies import copy_bundle
-from codabench_run import (CHILD_FAILED_MESSAGE, effective_time_limit, run_submission, worker_command)
+from codabench_run import (CHILD_FAILED_MESSAGE, RunSetupError, effective_time_limit, run_submission,
+                           worker_command)
 from leaderboard_scores import LEADERBOARD_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 EMULATOR = REPO / "tools" / "codabench_run.py"
 METADATA = "description: test submission\n"
+SANDBOX_MISSING = step_sandbox.unavailable_reason()
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +51,12 @@ def _submission(folder: Path, model_source: str) -> Path:
     return folder
 
 
-def _run_emulator(root: Path, submission: Path, workdir: Path, *extra) -> subprocess.CompletedProcess:
+def _run_emulator(root: Path, submission: Path, workdir: Path, sandbox: str) -> subprocess.CompletedProcess:
     """tools/codabench_run.py run from inside root, with root's own .venv interpreter and PWD."""
     python = root / ".venv" / "bin" / Path(sys.executable).name
     env = {**os.environ, "PWD": str(root)}
     return subprocess.run([str(python), str(EMULATOR), str(submission), "--root", str(root), "--workdir",
-                           str(workdir), "--time-limit", "300", *extra],
+                           str(workdir), "--time-limit", "300", "--sandbox", sandbox],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -168,7 +174,7 @@ def test_time_limit_kills_the_step(bundle_root, tmp_path):
     assert result.prediction.elapsed < 30
 
 
-# --- Hostile submissions -----------------------------------------------------------------------------------------
+# --- Hostile submissions: the process layer, which is all there is without the sandbox ------------------------------
 
 SNOOPING_MODEL = '''
 """Looks for reference_data from every place a process can learn about; with it, answers by pixel lookup."""
@@ -229,7 +235,7 @@ def test_a_model_finds_no_reference_from_pwd_executable_parent_or_its_folder(rep
     assert control["degraded_macro_f1"] == 1.0 and any(json.loads(report.read_text())["found"].values())
 
     report.unlink()
-    completed = _run_emulator(repository, submission, tmp_path / "run")
+    completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     seen = json.loads(report.read_text())
     assert seen["found"] == {route: [] for route in seen["routes"]}, seen
@@ -268,7 +274,7 @@ class Model:
 def test_a_setsid_child_is_killed_before_the_reference_is_staged(repository, tmp_path):
     pid_file = tmp_path / "child.pid"
     submission = _submission(tmp_path / "setsid", f"PID_FILE = {str(pid_file)!r}\n" + SETSID_CHILD_MODEL)
-    completed = _run_emulator(repository, submission, tmp_path / "run")
+    completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     # Two layers: the ingestion supervisor kills what the model started; the emulator kills what is still left.
     report = json.loads((tmp_path / "run" / "prediction" / "output" / "run_report.json").read_text())
@@ -318,7 +324,7 @@ def test_an_escaped_process_that_rewrites_the_predictions_is_a_named_failure(rep
     pid_file = tmp_path / "waiter.pid"
     submission = _submission(tmp_path / "escape", f"PID_FILE = {str(pid_file)!r}\n" + ESCAPING_CHILD_MODEL)
     try:
-        completed = _run_emulator(repository, submission, tmp_path / "run")
+        completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     finally:
         for _ in range(100):
             if pid_file.is_file() and pid_file.read_text():
@@ -352,7 +358,124 @@ def test_a_model_that_rewrites_the_scoring_program_and_reference_gets_an_honest_
              "            writer.writerows({**row, 'label': 'SNE'} for row in rows)\n\n"
              "    def predict(self, image):\n        return 'SNE'\n")
     submission = _submission(tmp_path / "rewrite", model)
-    completed = _run_emulator(repository, submission, tmp_path / "run")
+    completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "json.dumps" in (repository / "scoring_program" / "score.py").read_text()  # the attack did happen
     assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+
+
+FORGING_MODEL = '''
+"""Plants a startup hook in its own interpreter's packages that rewrites scores.json when score.py exits."""
+import json, site, sys
+from pathlib import Path
+
+HOOK = ("import atexit, json, sys\\n"
+        "def forge():\\n"
+        "    if sys.argv[0].endswith('score.py') and len(sys.argv) > 2:\\n"
+        f"        open(sys.argv[2] + '/scores.json', 'w').write({json.dumps(json.dumps(FORGED))})\\n"
+        "atexit.register(forge)\\n")
+
+
+class Model:
+    def load(self):
+        for folder in site.getsitepackages():
+            if folder.startswith(sys.prefix):  # the step's staged interpreter, in the step's own tree
+                Path(folder, "zz_forge.py").write_text(HOOK)
+                Path(folder, "zz_forge.pth").write_text("import zz_forge\\n")
+
+    def predict(self, image):
+        return "SNE"
+'''
+
+
+def test_a_hook_planted_in_the_prediction_interpreter_never_runs_in_scoring(repository, tmp_path):
+    """Each step stages its own interpreter, the scoring one only after the prediction step ended."""
+    forged = {key: 1.0 for key in LEADERBOARD_KEYS}
+    submission = _submission(tmp_path / "forge", f"FORGED = {forged!r}\n" + FORGING_MODEL)
+    completed = _run_emulator(repository, submission, tmp_path / "run", "auto")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert list((tmp_path / "run" / "prediction" / "python").rglob("zz_forge.pth"))  # the hook was planted
+    assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+
+
+# --- Hostile submissions in the sandbox (tools/step_sandbox.py) ---------------------------------------------------
+
+PROBING_MODEL = '''
+"""Reads the reference by its path, writes into the packages outside its tree, counts processes, and leaves a
+process behind that hides every trace the process layer looks for."""
+import json, os, subprocess, sys
+
+
+def attempt(action):
+    try:
+        action()
+        return "done"
+    except OSError as error:
+        return type(error).__name__
+
+
+class Model:
+    def load(self):
+        outer = [p for p in sys.path if p.endswith("site-packages") and not p.startswith(sys.prefix)]
+        seen = {"reference": attempt(lambda: open(ROOT + "/reference_data/eval/reference.csv").read()),
+                "repository": sorted(os.listdir(ROOT)) if os.path.isdir(ROOT) else None,
+                "outer packages": [attempt(lambda p=p: open(p + "/" + PROBE, "w").close()) for p in outer],
+                "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}
+        subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(300)  # {TOKEN}"], env={}, cwd="/",
+                         start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        print("SEEN " + json.dumps(seen), flush=True)
+
+    def predict(self, image):
+        return "SNE"
+'''
+
+
+def _processes_with(token: str) -> list:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if token.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(SANDBOX_MISSING is not None, reason=f"no step sandbox on this machine: {SANDBOX_MISSING}")
+def test_in_the_sandbox_a_model_reaches_no_reference_no_packages_and_no_process_outlives_it(repository, tmp_path):
+    token, probe = secrets.token_hex(8), f"wbc_sandbox_probe_{secrets.token_hex(4)}.pth"
+    submission = _submission(tmp_path / "probe",
+                             f"ROOT = {str(repository)!r}\nTOKEN = {token!r}\nPROBE = {probe!r}\n" + PROBING_MODEL)
+    outer = [Path(folder) / probe for folder in sys.path if folder.endswith("site-packages")]
+    try:
+        completed = _run_emulator(repository, submission, tmp_path / "run", "on")
+    finally:  # should the sandbox fail, leave this machine as it was
+        planted = [str(path) for path in outer if path.exists()]
+        for path in outer:
+            path.unlink(missing_ok=True)
+        survivors = _processes_with(token)
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "each step ran in a private root" in completed.stdout
+    log = (tmp_path / "run" / "prediction" / "output" / "submission_output.log").read_text()
+    seen = json.loads(log.split("SEEN ", 1)[1].splitlines()[0])
+    assert seen["reference"] == "FileNotFoundError"
+    assert seen["repository"] in (None, [".venv"])  # at most the Python environment the steps run with
+    assert seen["outer packages"] and set(seen["outer packages"]) == {"OSError"}  # read-only
+    assert max(seen["processes"]) < 100  # its own PID namespace, not this machine's processes
+    assert int(seen["capabilities"], 16) == 0
+    assert not planted and not survivors
+    assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
+
+
+def test_sandbox_on_where_it_cannot_run_is_a_setup_error(bundle_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(step_sandbox, "unavailable_reason", lambda: "unshare: write failed /proc/self/uid_map")
+    submission = _submission(tmp_path / "kit", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    with pytest.raises(RunSetupError, match="--sandbox on, but the step sandbox cannot run here: unshare: write"):
+        run_submission(submission, "eval", bundle_root, sandbox="on")
+    result = run_submission(submission, "eval", bundle_root, sandbox="auto")
+    assert result.status == "Finished" and not result.sandboxed
+    assert any(note.startswith("no step sandbox on this machine (unshare: write") for note in result.notes)

@@ -5,10 +5,12 @@ and extracted as it is (no folder moved up); the prediction step runs the ingest
 submission's own metadata command if it has one, with the input data and no reference; a submission
 without a `metadata` file is copied whole into the prediction output; `execution_time_limit` bounds each
 step and is capped at the default queue's limit when competition.yaml names no `queue`; the worker's
-`metadata` file and its messages. Hostile submissions are kept from the reference as far as processes
-allow (the README says what only a container closes): a clean environment, a staged interpreter, the
-scoring program and reference copied before the prediction step and written only after every process of
-that step is killed, and the staged files checked unchanged after scoring.
+`metadata` file and its messages. Hostile submissions are kept from the reference: where Linux allows
+unprivileged namespaces each step runs in a private root (tools/step_sandbox.py) that shows it only the
+system, the Python installation (read-only) and its own tree, and ends every process it started. Without
+it (and under it, as a second layer) the README says what is left: a clean environment, an interpreter
+staged per step, the scoring program and reference copied before the prediction step and written only
+after every process of that step is killed, and the staged files checked unchanged after scoring.
 """
 import argparse
 import hashlib
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+import step_sandbox
 import worker_paths as app
 from competition_rules import DEFAULT_QUEUE_LIMIT, PHASE_DEFAULT_LIMIT, load_competition
 from competition_rules import effective_time_limit as rules_time_limit
@@ -87,6 +90,7 @@ class RunResult:
     detailed_results: Path | None = None
     notes: list = field(default_factory=list)  # what the emulator did that the participant should know
     kept: bool = True
+    sandboxed: bool = False  # each step ran in its own private root (tools/step_sandbox.py)
 
     def leaderboard_row(self) -> str:
         """The leaderboard row as CodaBench would display it (keys scores.json lacks show as '-')."""
@@ -208,17 +212,23 @@ def _docker_exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode  # docker reports a signal as 128 + its number
 
 
-def run_containers(containers: list, limit: int, env: dict, logs: Path) -> tuple:
+def run_containers(containers: list, limit: int, env: dict, logs: Path, sandbox_tree: Path | None = None) -> tuple:
     """Start every (name, argv, cwd) at once; wait for all within the limit (the worker's alarm covers the step).
 
+    sandbox_tree: the step's tree, when each container runs in its own private root showing it writable.
     Returns ([StepResult], timed_out, start_ticks of the first). Each runs in its own session; on time-out every
     group is killed.
     """
     started, deadline, born_after = [], time.monotonic() + limit, 0
     for name, argv, cwd in containers:
         out, err = logs / f"{name}_stdout.txt", logs / f"{name}_stderr.txt"
+        command = argv
+        if sandbox_tree is not None:
+            mount_point = logs.parent / "roots" / name  # beside the step trees, inside none of the shown folders
+            mount_point.mkdir(parents=True, exist_ok=True)
+            command = step_sandbox.sandboxed(argv, sandbox_tree, mount_point)
         with open(out, "wb") as out_file, open(err, "wb") as err_file:
-            process = subprocess.Popen(argv, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(command, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
                                        env=env, start_new_session=True)
         born_after = born_after or start_ticks(process.pid)
         started.append((name, argv, process, time.monotonic(), out, err))
@@ -378,11 +388,12 @@ def _stage_submission(submission: Path, destination: Path, scratch: Path) -> Non
     unpack_zip(zipped, destination)
 
 
-def _prediction_step(result, source, task, submission, limit, python, scratch) -> tuple:
+def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
     """Stage and run the prediction step; returns (its tree, its marker, its start) for the leftover search."""
     root = result.workdir / "prediction"
     for name in ("program", "output", "data"):
         (root / name).mkdir(parents=True, exist_ok=True)
+    python = staged_python(root / "python")
     _stage_submission(submission, root / "program", scratch)
     for relative, folder in ((task["ingestion_program"], "ingestion_program"), (task["input_data"], "input_data")):
         zipped = scratch / f"{folder}.zip"
@@ -411,7 +422,8 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
                        root / "ingestion_program"))
     marker = secrets.token_hex(8)
     env = step_environment(root / "home", python, marker)
-    steps, timed_out, born_after = run_containers(containers, limit, env, result.workdir / "logs")
+    steps, timed_out, born_after = run_containers(containers, limit, env, result.workdir / "logs",
+                                                  root if result.sandboxed else None)
     result.prediction = steps[-1]
     program = steps[0] if program_command else None
     if timed_out:
@@ -421,12 +433,14 @@ def _prediction_step(result, source, task, submission, limit, python, scratch) -
     return root, marker, born_after
 
 
-def _scoring_step(result, copies, limit, python, prediction_output: Path) -> None:
+def _scoring_step(result, copies, limit, prediction_output: Path) -> None:
     """Stage the prediction output, the scoring program and the reference (copied before the prediction step),
-    run the scoring program, then check that none of the three changed under it."""
+    run the scoring program with an interpreter staged only now (the prediction step could write to its own),
+    then check that none of the three changed under it."""
     root = result.workdir / "scoring"
     for name in ("output", "shared", "data"):
         (root / name).mkdir(parents=True)
+    python = staged_python(root / "python")
     staged = {"predictions": "input/res", "reference": "input/ref", "scoring program": "program"}
     expected = {"predictions": file_digests(prediction_output), "reference": file_digests(copies["reference_data"]),
                 "scoring program": file_digests(copies["scoring_program"])}
@@ -444,7 +458,8 @@ def _scoring_step(result, copies, limit, python, prediction_output: Path) -> Non
     marker = secrets.token_hex(8)
     container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
     env = step_environment(root / "home", python, marker)
-    [scoring], timed_out, born_after = run_containers([container], limit, env, result.workdir / "logs")
+    [scoring], timed_out, born_after = run_containers([container], limit, env, result.workdir / "logs",
+                                                      root if result.sandboxed else None)
     result.scoring = scoring
     kill_leftovers(root, marker, born_after)
     html = sorted((root / "output").glob("*.html"))
@@ -481,13 +496,14 @@ def _scoring_verdict(output: Path, scoring: StepResult, timed_out: bool, limit: 
 
 def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, workdir: Path | None = None,
                    time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_LIMIT,
-                   python: str | None = None) -> RunResult:
+                   sandbox: str = "auto") -> RunResult:
     """Prediction step then scoring step on a submission (zip or folder) for one phase of a bundle.
 
     root: the repository, an unpacked bundle or dist/bundle.zip. time_limit replaces the phase's
     execution_time_limit (seconds); either is capped at queue_cap when competition.yaml names no queue.
     workdir: where to build the steps' trees (kept); by default a new temp folder, removed unless keep.
-    python: the interpreter for the steps (default: this one, staged in the temp tree).
+    sandbox: "auto" runs each step in a private root where this machine allows it (a note says when it does
+    not), "on" requires it (RunSetupError when it cannot run), "off" never uses it.
     Returns a RunResult; only a bundle that cannot be staged raises RunSetupError.
     """
     submission, source = Path(submission).resolve(), BundleSource(Path(root).resolve())
@@ -499,14 +515,15 @@ def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, wor
     board = (config.get("leaderboards") or [{}])[0]
     columns = [(c["key"], c.get("title", c["key"])) for c in sorted(board.get("columns") or [],
                                                                         key=lambda c: c.get("index", 0))]
+    sandboxed, sandbox_note = _sandbox_choice(sandbox)
     kept = keep or workdir is not None
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     tree = Path(workdir).resolve() if workdir is not None else Path(tempfile.mkdtemp(prefix="codabench_run_"))
-    result = RunResult(phase, "Failed", None, tree, None, columns=columns, notes=[cap_note] if cap_note else [],
-                       kept=kept)
+    result = RunResult(phase, "Failed", None, tree, None, columns=columns,
+                       notes=[note for note in (cap_note, sandbox_note) if note], kept=kept, sandboxed=sandboxed)
     try:
-        _run_steps(result, source, task, submission, limit, python)
+        _run_steps(result, source, task, submission, limit)
     finally:
         if not kept:
             for step in (result.prediction, result.scoring):
@@ -517,7 +534,24 @@ def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, wor
     return result
 
 
-def _run_steps(result, source, task, submission, limit, python) -> None:
+def _sandbox_choice(sandbox: str) -> tuple:
+    """(whether the steps run in private roots, a note for the participant or None)."""
+    if sandbox not in ("auto", "on", "off"):
+        raise RunSetupError(f"sandbox must be auto, on or off, not {sandbox!r}")
+    if sandbox == "off":
+        return False, ("--sandbox off: the steps run as you, with your files in reach; only the checks of the "
+                       "process layer apply (README)")
+    reason = step_sandbox.unavailable_reason()
+    if reason is None:
+        return True, ("each step ran in a private root (tools/step_sandbox.py): the system and Python folders "
+                      "read-only, its own tree writable, nothing else of this machine; --sandbox off to compare")
+    if sandbox == "on":
+        raise RunSetupError(f"--sandbox on, but the step sandbox cannot run here: {reason}")
+    return False, (f"no step sandbox on this machine ({reason}): the steps run as you, with your files in reach; "
+                   "run submissions you do not trust in the competition's docker image (README)")
+
+
+def _run_steps(result, source, task, submission, limit) -> None:
     # Copies taken before any submission code runs: what the model changes on disk cannot reach scoring.
     copies = {}
     for part in ("scoring_program", "reference_data"):
@@ -525,9 +559,8 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
         source.zipped(task[part], copies[part])
     for folder in ("bundles", "logs"):
         (result.workdir / folder).mkdir(parents=True, exist_ok=True)
-    python = python or staged_python(result.workdir / "python")
     try:
-        tree, marker, born_after = _prediction_step(result, source, task, submission, limit, python,
+        tree, marker, born_after = _prediction_step(result, source, task, submission, limit,
                                                     result.workdir / "bundles")
     except SubmissionNotRunnable as error:  # the ingestion's zip checks: not a zip, unsafe names, too large
         result.reason = str(error)
@@ -538,7 +571,7 @@ def _run_steps(result, source, task, submission, limit, python) -> None:
                             f"(on CodaBench they end with its container): {'; '.join(leftovers[:3])}")
     if result.reason:
         return
-    _scoring_step(result, copies, limit, python, tree / "output")
+    _scoring_step(result, copies, limit, tree / "output")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder of the steps (default: removed)")
     parser.add_argument("--workdir", help="build the steps' trees in this folder instead, and keep them")
     parser.add_argument("--time-limit", type=int, help="seconds per step (default: the phase's execution_time_limit)")
+    parser.add_argument("--sandbox", choices=("auto", "on", "off"), default="auto",
+                        help="run each step in a private root (Linux namespaces; tools/step_sandbox.py): auto uses "
+                             "it where this machine allows, on requires it, off never uses it (default %(default)s)")
     parser.add_argument("--default-queue-cap", type=int, default=DEFAULT_QUEUE_LIMIT,
                         help="cap of the time limit when competition.yaml names no queue (default %(default)s s, "
                              "the code's MAX_EXECUTION_TIME_LIMIT; the public instance uses 1200)")
@@ -557,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir("/")  # the steps' parent process must not sit in the repository (/proc/<ppid>/cwd)
     try:
         result = run_submission(paths[0], args.phase, paths[1], paths[2], args.time_limit, keep=args.keep,
-                                queue_cap=args.default_queue_cap)
+                                queue_cap=args.default_queue_cap, sandbox=args.sandbox)
     except RunSetupError as error:
         print(f"codabench_run: error: {error}", file=sys.stderr)
         return 2
