@@ -50,6 +50,7 @@ def test_tiny_run_writes_card_weights_and_curve(trained):
     recipe_member = BASELINES["resnet50"]["cpu-quick"][0]  # its augmentation strength reaches the curriculum
     assert member["training"]["degradation_probability"] == recipe_member.degradation_probability
     assert member["training"]["jitter"] == recipe_member.jitter
+    assert member["training"]["balance_power"] == recipe_member.balance_power  # its sampler's class balance
     assert history[1]["degradation_probability"] == pytest.approx(0.1 + (recipe_member.degradation_probability - 0.1)
                                                                   / 2)  # halfway up its 2-epoch ramp
     assert member["training"]["validation"]["degraded_macro_f1"] == max(r["degraded_macro_f1"] for r in history)
