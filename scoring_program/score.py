@@ -17,6 +17,7 @@ from pathlib import Path
 from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
 from report_reader import images_per_second, load_run_report, predict_failures, worker_elapsed_seconds
+from run_report import RunReport
 from scoring_errors import ScoringError, SubmissionOutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,11 +31,24 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
 
     Raises ScoringError (nothing written) when the inputs cannot be scored.
     """
+    return score_run(read_run(res_dir, out_dir), res_dir, ref_dir, out_dir, n_boot, seed)
+
+
+def read_run(res_dir: Path, out_dir: Path) -> RunReport | None:
+    """Remove out_dir's stale outputs, then read res_dir's run report (None when absent).
+
+    In that order: a stale file from an earlier local run must not survive a failure, the report's included.
+    """
+    for name in OUTPUT_FILES:
+        (Path(out_dir) / name).unlink(missing_ok=True)
+    return load_run_report(Path(res_dir) / "run_report.json")
+
+
+def score_run(report: RunReport | None, res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None,
+              seed: int = 0) -> dict:
+    """score() once the run report is read (by read_run)."""
     res_dir, ref_dir, out_dir = Path(res_dir), Path(ref_dir), Path(out_dir)
-    for name in OUTPUT_FILES:  # a stale file from an earlier local run must not survive a failure
-        (out_dir / name).unlink(missing_ok=True)
     reference = read_reference(ref_dir / "reference.csv")
-    report = load_run_report(res_dir / "run_report.json")
     predictions_path = res_dir / "predictions.csv"
     if report is None and predictions_path.is_file():  # with neither, the missing predictions are reported
         raise SubmissionOutputError(
@@ -70,16 +84,8 @@ def scores_json(scores: dict) -> str:
     return json.dumps(scores, indent=2, allow_nan=False) + "\n"
 
 
-def local_phase(res_dir: Path) -> str:
-    """The phase the local ingestion run used (its run report's `phase`), else eval.
-
-    Read with the scorer's own report reader; a missing or unusable report falls back to eval here and is
-    reported by score() itself.
-    """
-    try:
-        report = load_run_report(res_dir / "run_report.json")
-    except ScoringError:
-        return "eval"
+def local_phase(report: RunReport | None) -> str:
+    """The phase the local ingestion run used (its run report's `phase`), else eval."""
     phase = report.phase if report else None
     return phase if phase in PHASES else "eval"
 
@@ -98,17 +104,19 @@ def main(argv: list[str] | None = None) -> int:
                              "ingestion run, from output/res/run_report.json; else eval)")
     parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap replicates (default: 1000)")
     args = parser.parse_args(argv)
-    if args.input is None:
-        res_dir = REPO / "output" / "res"
-        phase = args.phase or local_phase(res_dir)
-        ref_dir = REPO / "reference_data" / phase
-        print(f"Local run: scoring {res_dir} against reference_data/{phase}"
-              + ("" if args.phase else " (the phase of the ingestion run; --phase overrides)"))
-    else:
-        res_dir, ref_dir = args.input / "res", args.input / "ref"
+    local = args.input is None
+    res_dir = REPO / "output" / "res" if local else args.input / "res"
     out_dir = args.output or REPO / "output" / "scores"
     try:
-        scores = score(res_dir, ref_dir, out_dir, n_boot=args.bootstrap)
+        report = read_run(res_dir, out_dir)
+        if local:
+            phase = args.phase or local_phase(report)
+            ref_dir = REPO / "reference_data" / phase
+            print(f"Local run: scoring {res_dir} against reference_data/{phase}"
+                  + ("" if args.phase else " (the phase of the ingestion run; --phase overrides)"))
+        else:
+            ref_dir = args.input / "ref"
+        scores = score_run(report, res_dir, ref_dir, out_dir, n_boot=args.bootstrap)
     except ScoringError as err:
         print(f"{err.kind}: {err}", file=sys.stderr)
         return 1

@@ -439,3 +439,20 @@ def test_the_local_run_scores_the_phase_ingestion_ran(tmp_path, monkeypatch, cap
     assert score_module.main(["--bootstrap", "5"]) == 0
     assert "against reference_data/test (the phase of the ingestion run; --phase overrides)" in capsys.readouterr().out
     assert score_module.main(["--phase", "eval", "--bootstrap", "5"]) == 1  # no eval reference in this tree
+
+
+def test_the_local_run_reports_a_failed_ingestion_and_clears_its_old_scores(tmp_path, monkeypatch, capsys):
+    """A failed local ingestion after a good one: no phase guess, the failure, and none of the old outputs."""
+    import score as score_module
+
+    reason = "Model.load() raised OSError: weights.pt not found"
+    source = write_input(tmp_path / "made", REFERENCE, PREDICTIONS, run_report(REFERENCE, status="failed", reason=reason))
+    (tmp_path / "repo" / "output" / "scores").mkdir(parents=True)
+    (source / "res").rename(tmp_path / "repo" / "output" / "res")
+    for stale in ("scores.json", "detailed_results.html"):
+        (tmp_path / "repo" / "output" / "scores" / stale).write_text("from the earlier run")
+    monkeypatch.setattr(score_module, "REPO", tmp_path / "repo")
+    assert score_module.main(["--bootstrap", "5"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"Submission error: the ingestion run failed: {reason} (run_report.json)\n"
+    assert not any((tmp_path / "repo" / "output" / "scores").iterdir())
