@@ -401,8 +401,8 @@ def test_a_hook_planted_in_the_prediction_interpreter_never_runs_in_scoring(repo
 # --- Hostile submissions in the sandbox (tools/step_sandbox.py) ---------------------------------------------------
 
 PROBING_MODEL = '''
-"""Reads the reference by its path, writes into the packages outside its tree, counts processes, and leaves a
-process behind that hides every trace the process layer looks for."""
+"""Reads the reference by its path, writes into the packages outside its tree and into /tmp, sizes /dev/shm,
+counts processes, and leaves a process behind that hides every trace the process layer looks for."""
 import json, os, subprocess, sys
 
 
@@ -421,7 +421,9 @@ class Model:
                 "repository": sorted(os.listdir(ROOT)) if os.path.isdir(ROOT) else None,
                 "outer packages": [attempt(lambda p=p: open(p + "/" + PROBE, "w").close()) for p in outer],
                 "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-                "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}
+                "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0],
+                "tmp": attempt(lambda: open("/tmp/" + TOKEN, "w").close()),
+                "shm bytes": os.statvfs("/dev/shm").f_blocks * os.statvfs("/dev/shm").f_frsize}
         subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(300)  # {TOKEN}"], env={}, cwd="/",
                          start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
@@ -467,6 +469,10 @@ def test_in_the_sandbox_a_model_reaches_no_reference_no_packages_and_no_process_
     assert seen["outer packages"] and set(seen["outer packages"]) == {"OSError"}  # read-only
     assert max(seen["processes"]) < 100  # its own PID namespace, not this machine's processes
     assert int(seen["capabilities"], 16) == 0
+    # /tmp is a folder on disk beside the step trees (as the container's own is), /dev/shm docker's 64 MiB
+    assert seen["tmp"] == "done" and not Path("/tmp", token).exists()
+    assert (tmp_path / "run" / "step_tmp" / "prediction_ingestion" / token).is_file()
+    assert seen["shm bytes"] == 64 * 2**20
     assert not planted and not survivors
     assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
 

@@ -215,7 +215,8 @@ def _docker_exit_code(returncode: int) -> int:
 def run_containers(containers: list, limit: int, env: dict, logs: Path, sandbox_tree: Path | None = None) -> tuple:
     """Start every (name, argv, cwd) at once; wait for all within the limit (the worker's alarm covers the step).
 
-    sandbox_tree: the step's tree, when each container runs in its own private root showing it writable.
+    sandbox_tree: the step's tree, when each container runs in its own private root showing it writable (its
+    mount point and /tmp folder beside the step trees, inside none of the shown folders).
     Returns ([StepResult], timed_out, start_ticks of the first). Each runs in its own session; on time-out every
     group is killed.
     """
@@ -224,9 +225,10 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path, sandbox_
         out, err = logs / f"{name}_stdout.txt", logs / f"{name}_stderr.txt"
         command = argv
         if sandbox_tree is not None:
-            mount_point = logs.parent / "roots" / name  # beside the step trees, inside none of the shown folders
-            mount_point.mkdir(parents=True, exist_ok=True)
-            command = step_sandbox.sandboxed(argv, sandbox_tree, mount_point)
+            mount_point, tmp = logs.parent / "roots" / name, logs.parent / "step_tmp" / name
+            for folder in (mount_point, tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            command = step_sandbox.sandboxed(argv, sandbox_tree, mount_point, tmp)
         with open(out, "wb") as out_file, open(err, "wb") as err_file:
             process = subprocess.Popen(command, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
                                        env=env, start_new_session=True)
@@ -420,10 +422,7 @@ def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
     mounts = {**base, app.PROGRAM: root / "ingestion_program", app.INGESTED_PROGRAM: root / "program"}
     containers.append(("prediction_ingestion", worker_command(ingestion_command, "ingestion", False, mounts, python),
                        root / "ingestion_program"))
-    marker = secrets.token_hex(8)
-    env = step_environment(root / "home", python, marker)
-    steps, timed_out, born_after = run_containers(containers, limit, env, result.workdir / "logs",
-                                                  root if result.sandboxed else None)
+    steps, timed_out, born_after, marker = _run_step(result, root, python, containers, limit)
     result.prediction = steps[-1]
     program = steps[0] if program_command else None
     if timed_out:
@@ -431,6 +430,15 @@ def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
     else:
         result.reason = _write_worker_metadata(root / "output", program, result.prediction)
     return root, marker, born_after
+
+
+def _run_step(result, root: Path, python: str, containers: list, limit: int) -> tuple:
+    """A step's containers with its own home and marker, in its private root when the run has one; returns
+    run_containers' results and the marker (for the leftover search)."""
+    marker = secrets.token_hex(8)
+    env = step_environment(root / "home", python, marker)
+    return (*run_containers(containers, limit, env, result.workdir / "logs", root if result.sandboxed else None),
+            marker)
 
 
 def _scoring_step(result, copies, limit, prediction_output: Path) -> None:
@@ -455,11 +463,8 @@ def _scoring_step(result, copies, limit, prediction_output: Path) -> None:
         raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
     mounts = {app.PROGRAM: root / "program", app.OUTPUT: root / "output", app.DATA: root / "data",
               app.SHARED: root / "shared", app.INPUT: root / "input"}
-    marker = secrets.token_hex(8)
     container = ("scoring", worker_command(command, "program", True, mounts, python), root / "program")
-    env = step_environment(root / "home", python, marker)
-    [scoring], timed_out, born_after = run_containers([container], limit, env, result.workdir / "logs",
-                                                      root if result.sandboxed else None)
+    [scoring], timed_out, born_after, marker = _run_step(result, root, python, [container], limit)
     result.scoring = scoring
     kill_leftovers(root, marker, born_after)
     html = sorted((root / "output").glob("*.html"))

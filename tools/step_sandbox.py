@@ -23,6 +23,7 @@ SYSTEM_FOLDERS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SETUP_FAILED = 125  # the step never started: a setup failure, not the step's own exit status
 TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+SHM_BYTES = 64 * 2**20  # docker's default --shm-size
 
 
 def unshare_argv() -> list:
@@ -40,11 +41,12 @@ def python_folders() -> list:
     return sorted(str(folder) for folder in folders if folder.is_dir())
 
 
-def sandboxed(argv: list, step_tree: Path, root: Path) -> list:
+def sandboxed(argv: list, step_tree: Path, root: Path, tmp: Path) -> list:
     """argv run inside a private root that shows the system and Python folders read-only and step_tree writable
-    (its working directory must be inside step_tree); root: an empty folder outside them, to mount the root on."""
+    (its working directory must be inside step_tree); root: an empty folder outside them, to mount the root on;
+    tmp: a folder outside them, shown as /tmp (on disk, as the container's own /tmp is)."""
     read_only = [folder for folder in SYSTEM_FOLDERS if Path(folder).is_dir() and not Path(folder).is_symlink()]
-    return [*unshare_argv(), "--root", str(root),
+    return [*unshare_argv(), "--root", str(root), "--tmp", str(tmp),
             *[arg for folder in read_only + python_folders() for arg in ("--ro", folder)],
             "--rw", str(step_tree), "--", *argv]
 
@@ -52,11 +54,11 @@ def sandboxed(argv: list, step_tree: Path, root: Path) -> list:
 def unavailable_reason() -> str | None:
     """None when a sandboxed `true` runs here, else why not (one line)."""
     with tempfile.TemporaryDirectory(prefix="step_sandbox_probe_") as scratch:
-        tree, root = Path(scratch, "tree"), Path(scratch, "root")
-        tree.mkdir()
-        root.mkdir()
+        tree, root, tmp = Path(scratch, "tree"), Path(scratch, "root"), Path(scratch, "tmp")
+        for folder in (tree, root, tmp):
+            folder.mkdir()
         try:
-            completed = subprocess.run(sandboxed([shutil.which("true", path=TOOL_PATH) or "/bin/true"], tree, root),
+            completed = subprocess.run(sandboxed([shutil.which("true", path=TOOL_PATH) or "/bin/true"], tree, root, tmp),
                                        capture_output=True, text=True, timeout=60, cwd=tree)
         except (OSError, subprocess.TimeoutExpired) as error:
             return str(error)
@@ -90,14 +92,17 @@ def _bind(source: str, root: str, writable: bool) -> None:
             _run("mount", "-o", "remount,bind,ro", point)
 
 
-def build_root(root: str, read_only: list, writable: list) -> None:
+def build_root(root: str, tmp: str, read_only: list, writable: list) -> None:
     """Mount a fresh root at root (an empty folder) and switch to it. Its own /tmp and /dev come first, so a
-    folder shown from below the real /tmp is mounted on top of them, not hidden by them."""
-    _run("mount", "-t", "tmpfs", "-o", "mode=755", "step-root", root)
+    folder shown from below the real /tmp is mounted on top of them, not hidden by them.
+
+    Nothing the step can write is memory-backed without a cap: /tmp is the disk folder tmp, /dev/shm has docker's
+    default 64 MiB (CodaBench's worker sets no other), /dev holds only the devices and links."""
+    _run("mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "step-root", root)
     for folder in ("proc", "dev", "tmp", "old_root"):
         os.makedirs(f"{root}/{folder}")
-    _run("mount", "-t", "tmpfs", "-o", "mode=1777", "step-tmp", f"{root}/tmp")
-    _run("mount", "-t", "tmpfs", "-o", "mode=755", "step-dev", f"{root}/dev")
+    _run("mount", "--bind", tmp, f"{root}/tmp")
+    _run("mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "step-dev", f"{root}/dev")
     for device in DEVICES:
         Path(f"{root}/dev/{device}").touch()
         _run("mount", "--bind", f"/dev/{device}", f"{root}/dev/{device}")
@@ -105,7 +110,7 @@ def build_root(root: str, read_only: list, writable: list) -> None:
                          ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(f"{root}/dev/shm")
-    _run("mount", "-t", "tmpfs", "-o", "mode=1777", "step-shm", f"{root}/dev/shm")
+    _run("mount", "-t", "tmpfs", "-o", f"mode=1777,size={SHM_BYTES}", "step-shm", f"{root}/dev/shm")
     _run("mount", "--rbind", "/proc", f"{root}/proc")
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):  # merged /usr: the links, not their targets
         link = Path("/", name)
@@ -126,6 +131,7 @@ def build_root(root: str, read_only: list, writable: list) -> None:
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="an empty folder to mount the new root on")
+    parser.add_argument("--tmp", required=True, help="the folder shown as /tmp")
     parser.add_argument("--ro", action="append", default=[], help="folder shown read-only (repeatable)")
     parser.add_argument("--rw", action="append", default=[], help="folder shown writable (repeatable)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the step's command")
@@ -135,7 +141,7 @@ def main(argv: list | None = None) -> int:
     try:
         if setpriv is None:
             raise OSError("util-linux `setpriv` not found")
-        build_root(args.root, args.ro, args.rw)
+        build_root(args.root, args.tmp, args.ro, args.rw)
         os.chdir(cwd)
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or str(error)
