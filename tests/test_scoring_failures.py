@@ -446,7 +446,8 @@ def test_the_local_run_reports_a_failed_ingestion_and_clears_its_old_scores(tmp_
     import score as score_module
 
     reason = "Model.load() raised OSError: weights.pt not found"
-    source = write_input(tmp_path / "made", REFERENCE, PREDICTIONS, run_report(REFERENCE, status="failed", reason=reason))
+    report = run_report(REFERENCE, status="failed", reason=reason)
+    source = write_input(tmp_path / "made", REFERENCE, PREDICTIONS, report)
     (tmp_path / "repo" / "output" / "scores").mkdir(parents=True)
     (source / "res").rename(tmp_path / "repo" / "output" / "res")
     for stale in ("scores.json", "detailed_results.html"):

@@ -2,10 +2,10 @@
 
 Linux user, mount and PID namespaces (util-linux `unshare`, no root needed where unprivileged user namespaces
 are allowed). Inside, the step sees a fresh root holding only the system folders and the Python installation,
-read-only, and its own step tree, writable: not the repository, the reference or the user's files. Its /proc
-shows only its own processes, and every process it starts dies with it (the kernel kills a PID namespace's
-processes when its first process ends). The step's command runs without any capability, so it can neither
-remount what it sees nor open another process's descriptors.
+read-only, its own step tree, writable, and a /tmp of its own on disk: not the repository, the reference or the
+user's files. Its /proc shows only its own processes, and every process it starts dies with it (the kernel kills
+a PID namespace's processes when its first process ends). The step's command runs without any capability, so it
+can neither remount what it sees nor open another process's descriptors.
 
 Run as a program, this file is that first process: it builds the root, then runs the step's command and
 exits with its status (128 + signal when killed, as docker reports it).
@@ -58,8 +58,9 @@ def unavailable_reason() -> str | None:
         for folder in (tree, root, tmp):
             folder.mkdir()
         try:
-            completed = subprocess.run(sandboxed([shutil.which("true", path=TOOL_PATH) or "/bin/true"], tree, root, tmp),
-                                       capture_output=True, text=True, timeout=60, cwd=tree)
+            true = shutil.which("true", path=TOOL_PATH) or "/bin/true"
+            completed = subprocess.run(sandboxed([true], tree, root, tmp), capture_output=True, text=True, timeout=60,
+                                       cwd=tree)
         except (OSError, subprocess.TimeoutExpired) as error:
             return str(error)
     if completed.returncode != 0:
