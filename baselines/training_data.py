@@ -1,11 +1,11 @@
-"""The training recipe's view of a WBCBench release: training rows, and validation sets with a degraded twin."""
+"""The training recipe's view of a WBCBench release: training rows, and validation sets with degraded versions."""
 import io
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
-# tools/ (the recipe puts it on sys.path): shards and rows, validated; the one way degraded twins are synthesized.
+# tools/ (the recipe puts it on sys.path): shards and rows, validated; the one way degraded versions are synthesized.
 import degrade
 from release_reader import LocalRelease, read_rows
 
@@ -45,9 +45,10 @@ def validation_sets(release_dir: Path, split: str = "phase2_eval", seed: int = 0
                     limit: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(pristine rows, degraded rows, where the degraded rows came from) for the validation split.
 
-    The degraded set is the release's own when it has one, else synthesized exactly as tools/prepare.py does it
-    (tools/degrade.py's synthesized_twins: one twin per pristine image, severity drawn uniformly from the four,
-    fixed seed), so every run and every baseline is validated on the same images. `limit` caps the images per set.
+    The degraded set is the release's own when it has one, else synthesized with tools/prepare.py's rule
+    (tools/degrade.py's synthesized_versions: severity drawn uniformly from the four, fixed seed), one version of
+    every pristine image, so every run and every baseline is validated on the same images. This is the trainer's
+    own model selection, never a score: the bundle's sets score each cell once. `limit` caps the images per set.
     """
     pristine = load_split(release_dir, "pristine", split)
     if pristine.empty:
@@ -71,10 +72,10 @@ def limit_rows(rows: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame
 
 
 def synthesize_degraded(pristine: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """One degraded twin per pristine row, made and named as tools/prepare.py makes and names them."""
+    """One degraded version per pristine row, made and named as tools/prepare.py makes and names them."""
     rows = []
-    twins = degrade.synthesized_twins(pristine["image_bytes"], seed)
-    for row, (severity, data, _) in zip(pristine.itertuples(index=False), twins):
-        rows.append({**row._asdict(), "image_id": degrade.twin_id(row.image_id), "severity": severity,
+    versions = degrade.synthesized_versions(pristine["image_bytes"], seed)
+    for row, (severity, data, _) in zip(pristine.itertuples(index=False), versions):
+        rows.append({**row._asdict(), "image_id": degrade.version_id(row.image_id), "severity": severity,
                      "original_image_id": row.image_id, "image_bytes": data})
     return pd.DataFrame(rows)

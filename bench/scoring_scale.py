@@ -27,23 +27,22 @@ GOAL_SECONDS = 5.0
 
 
 def write_synthetic(input_dir: Path, rows: int, seed: int = 0) -> None:
-    """<input_dir>/ref/reference.csv and <input_dir>/res/{predictions.csv,run_report.json}: half pristine
-    cells, half their degraded twins (linked by cell_id), imbalanced classes, ~70% accurate probabilities."""
+    """<input_dir>/ref/reference.csv and <input_dir>/res/{predictions.csv,run_report.json}: one image per cell, half
+    of them pristine, half degraded, imbalanced classes, ~70% accurate probabilities."""
     rng = np.random.default_rng(seed)
-    cells = rows // 2
+    half = rows // 2
     weights = np.linspace(1, 12, len(CLASSES)) ** 2
-    label = rng.choice(len(CLASSES), size=cells, p=weights / weights.sum())
-    cell_id = np.array([f"cell{i:07d}" for i in range(cells)])
-    image_id = np.array([f"{i:012x}" for i in rng.permutation(16**6)[: 2 * cells]])
+    label = rng.choice(len(CLASSES), size=2 * half, p=weights / weights.sum())
+    image_id = np.array([f"{i:012x}" for i in rng.permutation(16**6)[: 2 * half]])
     reference = pd.DataFrame({
         "image_id": image_id,
-        "set": ["pristine"] * cells + ["degraded"] * cells,
-        "label": np.array(CLASSES)[np.concatenate([label, label])],
-        "severity": ["pristine"] * cells + list(rng.choice(SEVERITIES, size=cells)),
-        "cell_id": np.concatenate([cell_id, cell_id]),
+        "set": ["pristine"] * half + ["degraded"] * half,
+        "label": np.array(CLASSES)[label],
+        "severity": ["pristine"] * half + list(rng.choice(SEVERITIES, size=half)),
+        "cell_id": [f"cell{i:07d}" for i in range(2 * half)],
     })
-    logits = rng.normal(size=(2 * cells, len(CLASSES)))
-    logits[np.arange(2 * cells), np.concatenate([label, label])] += 2.5
+    logits = rng.normal(size=(2 * half, len(CLASSES)))
+    logits[np.arange(2 * half), label] += 2.5
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     predictions = pd.DataFrame({"image_id": image_id, "set": reference["set"],
                                 "label": np.array(CLASSES)[probs.argmax(axis=1)]})
@@ -53,7 +52,7 @@ def write_synthetic(input_dir: Path, rows: int, seed: int = 0) -> None:
     reference.to_csv(input_dir / "ref" / "reference.csv", index=False)
     predictions.sort_values(["set", "image_id"], ascending=[False, True]).to_csv(
         input_dir / "res" / "predictions.csv", index=False, float_format="%.6f")
-    sets = {s: SetFigures(images=cells, predicted=cells, errors=0, seconds=cells / 50.0, images_per_second=50.0)
+    sets = {s: SetFigures(images=half, predicted=half, errors=0, seconds=half / 50.0, images_per_second=50.0)
             for s in SETS}
     report = RunReport(status="ok", sets=sets)
     (input_dir / "res" / "run_report.json").write_text(json.dumps(report.to_dict()))

@@ -2,7 +2,8 @@
 
 Stable hooks for tests and readers: table#run-facts (tr[data-fact]), section#how-to-read,
 section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-unknown), table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
-section#robustness (table#robustness-drops, table#paired-flips, tr[data-severity]),
+section#robustness (table#robustness-drops tr[data-severity] td.macro-f1, td.drop-pristine-set(-low/-high) and
+td.drop-severity-pristine(-low/-high), td.rel-drop-pristine-set, td.rel-drop-severity-pristine),
 section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
 p#calibration-absent), section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
 Numeric cells carry their full-precision value in data-value.
@@ -69,8 +70,8 @@ HOW_TO_READ = (
     "<section id='how-to-read'><h2>How to read this page</h2><ul>"
     "<li><b>Leaderboard figures</b>: the values of your leaderboard row, each with a 95% bootstrap interval; "
     "two submissions whose intervals overlap widely are not clearly different.</li>"
-    "<li><b>Robustness</b>: how much macro-F1 each degradation severity costs against the pristine set, and how "
-    "many cells the model got right on pristine and wrong once degraded.</li>"
+    "<li><b>Robustness</b>: how much macro-F1 each degradation severity costs against the pristine set (each "
+    "cell is scored once, so these are other cells), with an interval for each drop.</li>"
     "<li><b>Calibration</b> (when you return probabilities): whether your confidence matches your accuracy.</li>"
     "<li><b>Per subset</b>: precision, recall and F1 per class, and the confusion matrix: rows are the true "
     "classes, columns your predictions; the darker a cell, the larger the share of its row "
@@ -172,32 +173,32 @@ def _leaderboard(scores: dict[str, float], details: dict) -> str:
 
 
 def _robustness(details: dict) -> str:
-    drop_rows = "".join(
+    def drop_cells(drop: dict | None, name: str) -> str:
+        if drop is None:
+            return "<td colspan='4' class='name'>the reference itself</td>"
+        low, high = drop["interval"]
+        return (f"{_num(drop['drop'], name)}{_num(low, f'{name}-low')}{_num(high, f'{name}-high')}"
+                f"{_num(drop['relative'], f'rel-{name}')}")
+
+    rows = "".join(
         f"<tr data-severity='{d['severity']}'><td class='name'>{d['severity']}</td>{_num(d['macro_f1'], 'macro-f1')}"
-        f"{_num(d['abs_drop'], 'abs-drop')}{_num(d['rel_drop'], 'rel-drop')}</tr>"
+        f"{drop_cells(d['pristine_set'], 'drop-pristine-set')}"
+        f"{drop_cells(d['severity_pristine'], 'drop-severity-pristine')}</tr>"
         for d in details["drops"]
     )
-    flip_rows = "".join(
-        f"<tr data-severity='{f['severity']}'><td class='name'>{f['severity']}</td>"
-        f"<td class='pairs'>{f['pairs']}</td><td class='correct-on-pristine'>{f['correct_on_pristine']}</td>"
-        f"<td class='flipped'>{f['flipped']}</td>{_num(f['flip_rate'], 'flip-rate')}"
-        f"<td class='fixed'>{f['fixed']}</td>{_num(f['fix_rate'], 'fix-rate')}</tr>"
-        for f in details["flips"]
-    )
-    no_pairs = sum(f["pairs"] for f in details["flips"]) == 0
     return (
         "<section id='robustness'><h2>Robustness to degradation</h2>"
-        "<p class='note'>Drop = pristine-set macro-F1 minus the macro-F1 of each severity in the degraded set; "
-        "relative drop = drop / pristine-set macro-F1. Severity 'pristine' (undegraded, re-encoded copies) should be near 0.</p>"
-        "<table id='robustness-drops'><tr><th class='name'>severity</th><th>macro-F1</th><th>absolute drop</th>"
-        "<th>relative drop</th></tr>" + drop_rows + "</table>"
-        + _robustness_figure(details)
-        + "<h3>Same cells, pristine vs degraded</h3><p class='note'>Degraded images linked by cell_id to the "
-        "pristine image of the same cell. Flip rate = share of the cells correct on pristine that are wrong once "
-        "degraded; fix rate = share of the cells wrong on pristine that become correct.</p>"
-        + ("<p id='pairs-absent'>The reference links no degraded image to a pristine image.</p>" if no_pairs else "")
-        + "<table id='paired-flips'><tr><th class='name'>severity</th><th>pairs</th><th>correct on pristine</th>"
-        "<th>flipped</th><th>flip rate</th><th>fixed</th><th>fix rate</th></tr>" + flip_rows + "</table></section>"
+        "<p class='note'>Each cell of the phase is scored once, in the pristine set or in the degraded set, so "
+        "a severity's images are other cells than the pristine set's and the comparison is unpaired. Drop = the "
+        "reference's macro-F1 minus the severity's (a loss is positive); relative drop = drop / reference. Two "
+        "references: the pristine set, and the degraded set's own severity 'pristine' images (undegraded cells, "
+        "re-encoded like the degraded ones), which keeps the encoding alike on both sides. The 95% interval of a "
+        "drop comes from independent bootstrap replicates of its two subsets; an interval that contains 0 shows "
+        "no clear cost. Severity 'pristine' against the pristine set should be near 0.</p>"
+        "<table id='robustness-drops'><tr><th class='name' rowspan='2'>severity</th><th rowspan='2'>macro-F1</th>"
+        "<th colspan='4'>drop from the pristine set</th><th colspan='4'>drop from severity pristine</th></tr>"
+        "<tr>" + "<th>drop</th><th>95% low</th><th>95% high</th><th>relative</th>" * 2 + "</tr>" + rows + "</table>"
+        + _robustness_figure(details) + "</section>"
     )
 
 

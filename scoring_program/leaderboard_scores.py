@@ -6,7 +6,7 @@ from calibration_metrics import brier_score, expected_calibration_error, reliabi
 from classification_metrics import confusion_counts, confusion_metrics, per_class_table, present_classes, subset_metrics
 from label_space import SETS, SEVERITIES
 from prediction_file import AlignedPredictions
-from robustness_drops import macro_f1_drops, paired_flips
+from robustness_drops import macro_f1_drops
 
 # The leaderboard columns of competition.yaml, primary first: key -> title (a test checks both against the yaml).
 LEADERBOARD_TITLES = {
@@ -71,7 +71,6 @@ def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str
             "macro_f1_interval": percentile_interval(replicates[name]["macro_f1"]),
         })
     intervals = {key: percentile_interval(values) for key, values in leaderboard_figures(replicates).items()}
-    correct = table.y_true == table.y_pred
     calibration = None
     if table.probs is not None:
         calibration = {}
@@ -89,10 +88,8 @@ def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str
         "seed": seed,
         "subsets": subsets,
         "intervals": intervals,
-        "drops": macro_f1_drops(
-            figures["pristine"]["macro_f1"], {s: figures[f"severity_{s}"]["macro_f1"] for s in SEVERITIES}
-        ),
-        "flips": paired_flips(table.set, table.severity, table.cell_id, correct),
+        "drops": macro_f1_drops({name: figures[name]["macro_f1"] for name in figures},
+                                {name: replicates[name]["macro_f1"] for name in replicates}),
         "calibration": calibration,
         "normalised_labels": table.normalised_labels,
         "unpredicted": table.unpredicted,

@@ -51,7 +51,6 @@ class AlignedPredictions:
     image_id: np.ndarray  # (n,) str
     set: np.ndarray  # (n,) str, "pristine" | "degraded"
     severity: np.ndarray  # (n,) str
-    cell_id: np.ndarray  # (n,) str, "" when unlinked
     y_true: np.ndarray  # (n,) int64
     y_pred: np.ndarray  # (n,) int64, NO_PREDICTION for images whose predict() failed
     probs: np.ndarray | None  # (n, 13) float64 rows rescaled to sum 1 (NaN rows where no prediction), or None
@@ -94,7 +93,6 @@ def read_predictions(
         image_id=reference["image_id"].to_numpy(dtype=str),
         set=reference["set"].to_numpy(dtype=str),
         severity=reference["severity"].to_numpy(dtype=str),
-        cell_id=reference["cell_id"].to_numpy(dtype=str),
         y_true=reference["label_code"].to_numpy(dtype=np.int64),
         y_pred=y_pred,
         probs=probs,

@@ -7,15 +7,15 @@ import pandas as pd
 from label_space import CLASSES, SETS, SEVERITIES
 from scoring_errors import ReferenceDataError
 
-REQUIRED_COLUMNS = ("image_id", "set", "label", "severity")
+REQUIRED_COLUMNS = ("image_id", "set", "label", "severity", "cell_id")
 
 
 def read_reference(path: Path) -> pd.DataFrame:
     """Return the reference as a DataFrame with image_id, set, label, severity, cell_id, label_code.
 
-    cell_id links a pristine image to its degraded versions; it is optional (pairs are then not
-    analysed) and may be empty for unlinked rows. Every severity must occur in the degraded set and
-    both sets must be non-empty, since each is a leaderboard column.
+    cell_id names each image's source cell, and each cell is scored once per phase: a cell in both sets, or twice
+    in one, would let a model answer an image from its memory of the other (pages/data.md). Every severity must
+    occur in the degraded set and both sets must be non-empty, since each is a leaderboard column.
     """
     path = Path(path)
     ref = _read_table(path)
@@ -26,7 +26,7 @@ def read_reference(path: Path) -> pd.DataFrame:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    """The CSV as stripped strings, with the required columns and at least one row (cell_id "" when absent)."""
+    """The CSV as stripped strings, with the required columns and at least one row."""
     if not path.is_file():
         raise ReferenceDataError(f"{path} not found: the reference data folder must contain reference.csv")
     try:
@@ -41,8 +41,6 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise ReferenceDataError(f"{path} lacks column(s) {', '.join(missing)}; found {', '.join(ref.columns)}")
     if ref.empty:
         raise ReferenceDataError(f"{path} has no rows")
-    if "cell_id" not in ref.columns:
-        ref["cell_id"] = ""
     ref = ref.fillna("")
     for column in ("image_id", "set", "label", "severity", "cell_id"):
         ref[column] = ref[column].astype(str).str.strip().astype(object)
@@ -74,10 +72,15 @@ def _check_rows(path: Path, ref: pd.DataFrame) -> None:
     if (pristine_set & (ref["severity"] != "pristine")).any():
         bad_row(pristine_set & (ref["severity"] != "pristine"),
                 lambda r: f"a pristine-set image must have severity 'pristine', not '{r['severity']}'")
-    linked = pristine_set & (ref["cell_id"] != "")
-    twin = linked & ref["cell_id"].where(linked).duplicated()
-    if twin.any():
-        bad_row(twin, lambda r: f"cell_id '{r['cell_id']}' appears twice in the pristine set")
+    if (ref["cell_id"] == "").any():
+        bad_row(ref["cell_id"] == "", lambda r: "empty cell_id (each image names its source cell)")
+    if ref["cell_id"].duplicated().any():
+        first_of_cell = ref.drop_duplicates("cell_id").set_index("cell_id")
+        bad_row(ref["cell_id"].duplicated(), lambda r: (
+            f"cell_id '{r['cell_id']}' (set {r['set']}) is also the source of image_id "
+            f"'{first_of_cell.at[r['cell_id'], 'image_id']}' (set {first_of_cell.at[r['cell_id'], 'set']}); each "
+            "cell must be scored once per phase, in one set, or a model could answer one image from its memory of "
+            "the other (tools/prepare.py builds it so)"))
 
 
 def _check_coverage(path: Path, ref: pd.DataFrame) -> None:

@@ -1,44 +1,40 @@
-"""Robustness figures: macro-F1 drop per severity from pristine, and prediction flips of the same cells."""
+"""Robustness figures: what each degradation severity costs in macro-F1, each drop with a bootstrap interval.
+
+Every source cell of a phase is scored once (in the pristine set or in the degraded set), so no image has a copy
+elsewhere in the run and the comparisons are unpaired: a severity's images are other cells than the pristine set's.
+A drop is compared against two references:
+- the pristine set (as in ImageNet-C / MedMNIST-C): what the severity costs against undegraded cells;
+- the degraded set's own severity-pristine images (undegraded cells, re-encoded like the degraded ones): the same
+  cost with the degraded set's encoding on both sides.
+The two subsets of a drop hold different images, so their bootstrap replicates are drawn independently and the
+drop's interval is the percentile interval of the replicate differences.
+"""
 import numpy as np
 
+from bootstrap_ci import percentile_interval
 from label_space import SEVERITIES
 
+REFERENCES = {"pristine_set": "pristine", "severity_pristine": "severity_pristine"}  # drop name -> subset
 
-def macro_f1_drops(pristine_f1: float, severity_f1: dict[str, float]) -> list[dict]:
-    """Per severity: absolute drop (pristine - severity) and relative drop (absolute / pristine).
 
-    The reference is the pristine set's macro-F1, as in ImageNet-C / MedMNIST-C; the degraded set's
-    "pristine" severity (undegraded, re-encoded copies of the pristine cells) is listed too as a sanity check near 0.
+def macro_f1_drops(macro_f1: dict[str, float], replicates: dict[str, np.ndarray]) -> list[dict]:
+    """Per severity: its macro-F1 and, against each reference of REFERENCES, the drop (reference - severity, so a
+    loss is positive), the relative drop (drop / reference) and the drop's 95% interval.
+
+    macro_f1: subset name -> macro-F1 (subsets "pristine" and "severity_<s>"); replicates: the same names ->
+    bootstrap replicates of macro-F1, shape (n_boot,), drawn independently per subset.
     """
     rows = []
     for severity in SEVERITIES:
-        drop = pristine_f1 - severity_f1[severity]
-        relative = drop / pristine_f1 if pristine_f1 > 0 else float("nan")
-        rows.append({"severity": severity, "macro_f1": severity_f1[severity], "abs_drop": drop, "rel_drop": relative})
-    return rows
-
-
-def paired_flips(set_: np.ndarray, severity: np.ndarray, cell_id: np.ndarray, correct: np.ndarray) -> list[dict]:
-    """Per severity, over degraded images whose cell_id links them to a pristine-set image of the same cell.
-
-    flip_rate: fraction of the cells classified correctly on pristine that are wrong once degraded;
-    fix_rate: fraction of the cells wrong on pristine that become correct. All arrays have shape (n,).
-    """
-    pristine = (set_ == "pristine") & (cell_id != "")
-    correct_on_pristine = dict(zip(cell_id[pristine], correct[pristine]))
-    degraded = (set_ == "degraded") & np.isin(cell_id, cell_id[pristine])
-    twin_correct = np.array([correct_on_pristine[c] for c in cell_id[degraded]], dtype=bool)
-    rows = []
-    for level in SEVERITIES:
-        mask = severity[degraded] == level
-        before, after = twin_correct[mask], correct[degraded][mask]
-        rows.append({
-            "severity": level,
-            "pairs": int(mask.sum()),
-            "correct_on_pristine": int(before.sum()),
-            "flipped": int((before & ~after).sum()),
-            "flip_rate": float((before & ~after).sum() / before.sum()) if before.any() else float("nan"),
-            "fixed": int((~before & after).sum()),
-            "fix_rate": float((~before & after).sum() / (~before).sum()) if (~before).any() else float("nan"),
-        })
+        name = f"severity_{severity}"
+        row = {"severity": severity, "macro_f1": macro_f1[name]}
+        for drop, reference in REFERENCES.items():
+            if reference == name:  # severity pristine against itself: nothing to compare
+                row[drop] = None
+                continue
+            value = macro_f1[reference] - macro_f1[name]
+            row[drop] = {"drop": value,
+                         "relative": value / macro_f1[reference] if macro_f1[reference] > 0 else float("nan"),
+                         "interval": percentile_interval(replicates[reference] - replicates[name])}
+        rows.append(row)
     return rows

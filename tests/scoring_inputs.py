@@ -14,19 +14,19 @@ SCORE_PY = REPO / "scoring_program" / "score.py"
 
 
 def reference_frame(cells_per_class: int = 2, seed: int = 0) -> pd.DataFrame:
-    """Each cell once in the pristine set and once degraded (severities cycling), linked by cell_id."""
+    """cells_per_class cells of each class in each set (severities cycling in the degraded set), each cell once."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(CLASSES, cells_per_class)
     n = len(labels)
     ids = [f"{v:012x}" for v in rng.choice(16**12, size=2 * n, replace=False)]
-    cells = [f"PBC_{i:05d}" for i in range(n)]
+    cells = [f"PBC_{i:05d}" for i in range(2 * n)]
     return pd.DataFrame({
         "image_id": ids,
         "set": ["pristine"] * n + ["degraded"] * n,
         "label": list(labels) * 2,
         "severity": ["pristine"] * n + [SEVERITIES[i % 4] for i in range(n)],
-        "cell_id": cells * 2,
-        "release_image_id": cells + [f"{c}_deg" for c in cells],
+        "cell_id": cells,
+        "release_image_id": cells[:n] + [f"{c}_degraded" for c in cells[n:]],
         "patient_hash": ["p0"] * (2 * n),
     })
 

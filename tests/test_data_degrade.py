@@ -100,12 +100,12 @@ def test_strength_scales_the_degradation(images):
     assert 0 < changes[0] < changes[1] < changes[2], changes
 
 
-def test_synthesized_twins_depend_only_on_seed_stream_and_position(images):
+def test_synthesized_versions_depend_only_on_seed_stream_and_position(images):
     """prepare.py and the baselines' validation set share this rule: a twin does not move when images are added."""
     from jpeg_encoding import encode_jpeg
 
     jpegs = [encode_jpeg(image) for image in images[:3]]
-    three = list(degrade.synthesized_twins(jpegs, seed=5, stream=1))
-    assert list(degrade.synthesized_twins(jpegs[:2], seed=5, stream=1)) == three[:2]
-    assert [twin[1] for twin in degrade.synthesized_twins(jpegs, seed=5, stream=2)] != [twin[1] for twin in three]
+    three = list(degrade.synthesized_versions(jpegs, seed=5, stream=1))
+    assert list(degrade.synthesized_versions(jpegs[:2], seed=5, stream=1)) == three[:2]
+    assert [version[1] for version in degrade.synthesized_versions(jpegs, seed=5, stream=2)] != [version[1] for version in three]
     assert all(severity in degrade.SEVERITIES and data[:2] == b"\xff\xd8" for severity, data, _ in three)

@@ -63,6 +63,33 @@ def test_refuses_malformed_organizer_values(ready, tmp_path):
     assert "worker_images_per_second: -3 is not a positive number" in message
 
 
+def _reference_rows(root, phase):
+    path = root / "reference_data" / phase / "reference.csv"
+    lines = path.read_text().splitlines()
+    return path, lines[0], [line.split(",") for line in lines[1:]]
+
+
+def test_refuses_a_cell_scored_twice_in_a_phase(ready, tmp_path):
+    path, header, rows = _reference_rows(ready, "eval")
+    column = header.split(",").index("cell_id")
+    pristine = next(row for row in rows if row[1] == "pristine")
+    degraded = next(row for row in rows if row[1] == "degraded")
+    degraded[column] = pristine[column]
+    path.write_text("\n".join([header] + [",".join(row) for row in rows]) + "\n")
+    assert (f"cell_id '{pristine[column]}' (set degraded) is also the source of image_id '{pristine[0]}' (set "
+            "pristine); each cell must be scored once per phase") in refusal(ready, tmp_path)
+
+
+def test_refuses_a_cell_in_two_phases(ready, tmp_path):
+    column = _reference_rows(ready, "eval")[1].split(",").index("cell_id")
+    shared = _reference_rows(ready, "eval")[2][0][column]
+    path, header, rows = _reference_rows(ready, "test")
+    rows[0][column] = shared
+    path.write_text("\n".join([header] + [",".join(row) for row in rows]) + "\n")
+    assert (f"{path}: 1 cell(s) also in {ready / 'reference_data' / 'eval' / 'reference.csv'}, e.g. cell_id "
+            f"'{shared}'; each cell belongs to one phase") in refusal(ready, tmp_path)
+
+
 def test_refuses_a_budget_not_below_the_limit(ready, tmp_path):
     message = refusal(ready, tmp_path, time_budgets={"Final": 3600})
     assert ("phase Final: time budget 3600 s (--time-budget) is not below its 3600 s limit by at least 30 s: the "
@@ -80,10 +107,10 @@ def test_default_queue_caps_the_final_phase_and_a_stale_budget_file(ready, tmp_p
 
 
 def test_refuses_a_phase_too_big_for_its_worker(ready, tmp_path):
-    make_release_ready(ready, worker_images_per_second=0.05)  # 160 images: 30 s + 2 x 160 / 0.05 = 6430 s
+    make_release_ready(ready, worker_images_per_second=0.04)  # 80 images: 30 s + 2 x 80 / 0.04 = 4030 s
     message = refusal(ready, tmp_path)
-    assert ("phase Final: 160 images at 0.05 images/s on the organizer's worker (organizer.yaml) need about 6430 s "
-            "with a 2x margin, more than its 3240 s time budget (limit 3600 s; about 80 images fit); attach a GPU "
+    assert ("phase Final: 80 images at 0.04 images/s on the organizer's worker (organizer.yaml) need about 4030 s "
+            "with a 2x margin, more than its 3240 s time budget (limit 3600 s; about 64 images fit); attach a GPU "
             "queue (organizer.yaml 'queue') or make the phase smaller (tools/prepare.py --phase-size test=N)"
             ) in message
 

@@ -1,8 +1,10 @@
-"""prepare on the small demo release: fresh ids, no leak through names, order or zip metadata, complete reference."""
+"""prepare on the small demo release: each cell scored once, fresh ids, no leak through names, order or zip metadata,
+complete reference."""
 import csv
 import hashlib
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jpeg_metadata import strip_metadata
-from prepare import REFERENCE_COLUMNS, prepare
+from phase_sampling import degraded_quota
+from prepare import DEFAULT_DEGRADED_SHARE, REFERENCE_COLUMNS, prepare
 
 PHASE_SPLITS = {"eval": "phase2_eval", "test": "phase2_test"}
 
@@ -46,44 +49,66 @@ def test_ids_fresh_order_shuffled_bytes_copied(small_release, small_bundle, phas
             assert not set(ids) & set(release_bytes)  # fresh ids, never the release's
             labels = [reference[image_id]["label"] for image_id in ids]
             assert labels != sorted(labels) and ids == sorted(ids)  # order by random id, not by label
-            assert len(ids) == len(release_bytes)
+            assert sorted(ids) == sorted(i for i, row in reference.items() if row["set"] == set_name)
             copies = 0
             for image_id in ids:
                 row = reference[image_id]
                 assert row["set"] == set_name and row["label"] == release_labels[row["release_image_id"]]
                 data, expected = archive.read(f"{image_id}.jpg"), strip_metadata(release_bytes[row["release_image_id"]])
                 if set_name == "degraded" and row["severity"] == "pristine":  # the release's unmodified copy:
-                    copies += 1  # re-encoded, so it is no byte copy of its twin in pristine.zip
+                    copies += 1  # re-encoded, so it is no byte copy of the release's pristine image
                     assert data != expected and data[:2] == b"\xff\xd8"
                 else:
                     assert data == expected
             assert copies == 0 if set_name == "pristine" else copies > 0
-    assert len(reference) == sum(len(_release_images(small_release, s, split)[0]) for s in ("pristine", "degraded"))
 
 
-def test_twins_linked_only_in_the_reference(small_bundle):
+@pytest.mark.parametrize("phase", ["eval", "test"])
+def test_each_cell_scored_once_with_its_release_severity(small_release, small_bundle, phase):
+    """Every cell of the split in exactly one set, one image; each class in both sets; release severities kept."""
+    rows = _reference(small_bundle, phase)
+    split = PHASE_SPLITS[phase]
+    cells = [row["cell_id"] for row in rows]
+    assert len(cells) == len(set(cells))
+    assert set(cells) == set(_release_images(small_release, "pristine", split)[0])
+    release_degraded = pq.read_table(sorted((small_release / "degraded").glob(f"{split}-*.parquet"))[0],
+                                     columns=["image_id", "severity", "original_image_id"]).to_pylist()
+    versions = {row["image_id"]: row for row in release_degraded}
+    for row in rows:
+        if row["set"] == "degraded":
+            version = versions[row["release_image_id"]]
+            assert (version["original_image_id"], version["severity"]) == (row["cell_id"], row["severity"])
+        else:
+            assert row["release_image_id"] == row["cell_id"]
+    by_class = Counter((row["label"], row["set"]) for row in rows)
+    for label in {row["label"] for row in rows}:
+        cells_of_class = by_class[label, "pristine"] + by_class[label, "degraded"]
+        assert by_class[label, "degraded"] == degraded_quota(cells_of_class, DEFAULT_DEGRADED_SHARE)
+        assert by_class[label, "pristine"] >= 1 or cells_of_class == 1
+    assert {row["severity"] for row in rows if row["set"] == "degraded"} == {"pristine", "mild", "moderate", "extreme"}
+
+
+def test_no_image_has_a_copy_in_the_run(small_bundle):
     rows = _reference(small_bundle, "eval")
     with zipfile.ZipFile(small_bundle / "input_data" / "eval" / "pristine.zip") as pristine_zip, \
             zipfile.ZipFile(small_bundle / "input_data" / "eval" / "degraded.zip") as degraded_zip:
         pristine_bytes = {pristine_zip.read(name) for name in pristine_zip.namelist()}
         assert not any(degraded_zip.read(name) in pristine_bytes for name in degraded_zip.namelist())
     # The code and the seed are public: replaying the id generator must not give the ids (nor, by their draw
-    # order, which degraded image is whose twin).
+    # order, which bundle image is which release image).
     replay = np.random.default_rng([0, 1])
     assert not {replay.bytes(6).hex() for _ in range(2 * len(rows))} & {row["image_id"] for row in rows}
-    pristine = {row["cell_id"]: row for row in rows if row["set"] == "pristine"}
-    degraded = [row for row in rows if row["set"] == "degraded"]
-    assert {row["severity"] for row in degraded} == {"pristine", "mild", "moderate", "extreme"}
-    for row in degraded:
-        twin = pristine[row["cell_id"]]
-        assert twin["label"] == row["label"] and twin["image_id"] != row["image_id"]
 
 
 def test_manifest_and_idempotent(small_release, small_bundle, tmp_path):
     manifest = json.loads((small_bundle / "reference_data" / "manifest.json").read_text())
     assert manifest["demo"] is True and manifest["seed"] == 0
     assert {phase: entry["split"] for phase, entry in manifest["phases"].items()} == PHASE_SPLITS
-    assert manifest["phases"]["eval"]["counts"]["pristine"]["images"] == 80
+    eval_counts = manifest["phases"]["eval"]["counts"]
+    assert eval_counts["pristine"]["images"] + eval_counts["degraded"]["images"] == 80  # the split's 80 cells
+    assert manifest["degraded_share"] == DEFAULT_DEGRADED_SHARE
+    assert manifest["phases"]["eval"]["cell_sets"] == {row["cell_id"]: row["set"] for row in _reference(small_bundle,
+                                                                                                       "eval")}
     prepare(small_release, tmp_path, seed=0, demo=True)
     prepare(small_release, tmp_path, seed=0, demo=True)  # re-running over its own output is clean
 

@@ -42,11 +42,11 @@ def _write(path, rows):
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-def build_tiny_release(root, mutate=None):
-    """phase2_train/eval/test, pristine + degraded, 8 images per split; mutate(tables) edits rows first."""
+def build_tiny_release(root, mutate=None, count=8):
+    """phase2_train/eval/test, pristine + degraded, `count` images per split; mutate(tables) edits rows first."""
     tables = {}
     for number, split in enumerate(("phase2_train", "phase2_eval", "phase2_test")):
-        pristine = _rows(split, [f"{split}-p{k}" for k in range(3)], 8, 1000 * (number + 1))
+        pristine = _rows(split, [f"{split}-p{k}" for k in range(3)], count, 1000 * (number + 1))
         tables[("pristine", split)] = pristine
         tables[("degraded", split)] = _degraded(pristine)
     if mutate:
@@ -68,7 +68,8 @@ def _prepare_error(tmp_path, mutate):
 def test_tiny_release_prepares(tmp_path):
     release = build_tiny_release(tmp_path / "release")
     manifest = prepare(release, tmp_path / "out", seed=0)
-    assert manifest["phases"]["eval"]["counts"]["degraded"]["images"] == 8
+    counts = manifest["phases"]["eval"]["counts"]
+    assert counts["pristine"]["images"] == counts["degraded"]["images"] == 4  # 8 cells, each scored once
     assert manifest["phases"]["test"]["degraded_source"] == "release"
 
 
@@ -118,7 +119,7 @@ def test_patient_overlap_with_train(tmp_path):
 
 
 def test_one_split_shared_by_two_phases_by_patient(tmp_path):
-    release = build_tiny_release(tmp_path / "release")
+    release = build_tiny_release(tmp_path / "release", count=16)  # each phase needs a cell of every severity
     prepare(release, tmp_path / "out", seed=0, phases={"eval": "phase2_eval", "test": "phase2_eval"})
     patients = {}
     for phase in ("eval", "test"):
@@ -136,10 +137,11 @@ def test_jpeg_metadata_stripped_losslessly(tmp_path):
     assert b"ScannerCo" not in cleaned and b"LY_patient7" not in cleaned
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(original))), np.asarray(Image.open(io.BytesIO(cleaned))))
 
-    def tag(tables):
-        tables[("pristine", "phase2_eval")][0]["image"] = {"bytes": original, "path": None}
+    def tag(tables):  # every pristine image of the split carries the metadata: whichever cells stay pristine
+        for row in tables[("pristine", "phase2_eval")]:
+            row["image"] = {"bytes": original, "path": None}
     release = build_tiny_release(tmp_path / "release", tag)
     prepare(release, tmp_path / "out", seed=0)
     with zipfile.ZipFile(tmp_path / "out" / "input_data" / "eval" / "pristine.zip") as archive:
         contents = [archive.read(name) for name in archive.namelist()]
-    assert cleaned in contents and original not in contents
+    assert contents and all(content == cleaned for content in contents)

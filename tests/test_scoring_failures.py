@@ -330,6 +330,49 @@ def reference_without_a_severity(tmp_path):
                  "the degraded set has no image of severity extreme")
 
 
+@case
+def reference_with_a_cell_in_both_sets(tmp_path):
+    """A degraded image made from a pristine-set cell: a model could answer it from memory (each cell once)."""
+    degraded = int(REFERENCE.index[REFERENCE["set"] == "degraded"][3])
+    paired = with_rows(REFERENCE, cell_id={degraded: REFERENCE["cell_id"][0]})
+    input_dir = write_input(tmp_path, paired, PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} line "
+                       f"{degraded + 2} (image_id '{REFERENCE['image_id'][degraded]}'): cell_id "
+                       f"'{REFERENCE['cell_id'][0]}' (set degraded) is also the source of image_id "
+                       f"'{REFERENCE['image_id'][0]}' (set pristine); each cell must be scored once per phase, in "
+                       "one set, or a model could answer one image from its memory of the other (tools/prepare.py "
+                       "builds it so); 1 such row(s)")
+
+
+@case
+def reference_with_two_images_of_a_cell_in_one_set(tmp_path):
+    degraded = REFERENCE.index[REFERENCE["set"] == "degraded"]
+    first, second = int(degraded[0]), int(degraded[5])
+    input_dir = write_input(tmp_path, with_rows(REFERENCE, cell_id={second: REFERENCE["cell_id"][first]}),
+                            PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} line "
+                       f"{second + 2} (image_id '{REFERENCE['image_id'][second]}'): cell_id "
+                       f"'{REFERENCE['cell_id'][first]}' (set degraded) is also the source of image_id "
+                       f"'{REFERENCE['image_id'][first]}' (set degraded); each cell must be scored once per phase, in "
+                       "one set, or a model could answer one image from its memory of the other (tools/prepare.py "
+                       "builds it so); 1 such row(s)")
+
+
+@case
+def reference_without_cell_ids(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE.drop(columns=["cell_id"]), PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} "
+                       "lacks column(s) cell_id; found image_id, set, label, severity, release_image_id, patient_hash")
+
+
+@case
+def reference_with_an_empty_cell_id(tmp_path):
+    input_dir = write_input(tmp_path, with_rows(REFERENCE, cell_id={2: ""}), PREDICTIONS, REPORT)
+    return input_dir, (f"Reference data error (organizer): {input_dir / 'ref' / 'reference.csv'} line 4 "
+                       f"(image_id '{REFERENCE['image_id'][2]}'): empty cell_id (each image names its source cell); "
+                       "1 such row(s)")
+
+
 def test_bom_crlf_case_and_spaces_are_accepted(tmp_path):
     """The documented normalisations give the scores of the canonical file."""
     messy = PREDICTIONS.assign(label=" " + PREDICTIONS["label"].str.lower() + " ",

@@ -30,7 +30,8 @@ def scored_files(draw):
         st.lists(st.sampled_from(SEVERITIES), min_size=n - 4, max_size=n - 4))
     ids = [f"{i:012x}" for i in range(2 * n)]
     sets = ["pristine"] * n + ["degraded"] * n
-    reference = pd.DataFrame({"image_id": ids, "set": sets, "label": true, "severity": severity})
+    reference = pd.DataFrame({"image_id": ids, "set": sets, "label": true, "severity": severity,
+                              "cell_id": [f"cell{i}" for i in range(2 * n)]})
     predictions = pd.DataFrame({"image_id": ids, "set": sets, "label": pred})
     return reference, predictions
 

@@ -120,8 +120,8 @@ def degrade(image, severity, rng, strength=1.0):
     return apply(image, params), params
 
 
-def degraded_twin(jpeg, rng):
-    """A degraded twin of a pristine JPEG, severity drawn uniformly from the four: (severity, JPEG bytes, params).
+def degraded_version(jpeg, rng):
+    """A degraded version of a pristine JPEG, severity drawn uniformly from the four: (severity, JPEG bytes, params).
 
     The one rule for degraded sets made from pristine images (tools/prepare.py, the baselines' validation). The
     result is always re-encoded, so even a "pristine" draw is no byte copy of its source.
@@ -132,14 +132,15 @@ def degraded_twin(jpeg, rng):
     return severity, encode_jpeg(image), params
 
 
-def synthesized_twins(jpegs: Iterable[bytes], seed: int, stream: int = 0) -> Iterator[tuple[str, bytes, dict]]:
-    """degraded_twin of each pristine JPEG in turn, the one way degraded sets are synthesized (tools/prepare.py,
+def synthesized_versions(jpegs: Iterable[bytes], seed: int, stream: int = 0) -> Iterator[tuple[str, bytes, dict]]:
+    """degraded_version of each pristine JPEG in turn, the one way degraded sets are synthesized (tools/prepare.py,
     the baselines' validation set). Image `index` of `stream` (prepare.py: the phase's number) draws from the
-    generator [seed, 2, stream, index], so a twin depends on neither the other images nor how many there are."""
+    generator [seed, 2, stream, index], so a version depends on neither the other images nor how many there are."""
     for index, jpeg in enumerate(jpegs):
-        yield degraded_twin(jpeg, np.random.default_rng([seed, 2, stream, index]))
+        yield degraded_version(jpeg, np.random.default_rng([seed, 2, stream, index]))
 
 
-def twin_id(image_id: str) -> str:
-    """The release-side id of a synthesized twin of `image_id` (reference side only: participants see fresh ids)."""
+def version_id(image_id: str) -> str:
+    """The release-side id of the synthesized degraded version of `image_id` (reference side only: participants see
+    fresh ids)."""
     return f"{image_id}_degraded"

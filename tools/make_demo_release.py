@@ -21,7 +21,7 @@ from release_reader import DEMO_MARKER  # tools/prepare.py refuses a release car
 
 CLASSES = cells.CLASSES
 SPLITS = ("phase2_train", "phase2_eval", "phase2_test")
-DEFAULT_SPLIT_SIZES = {"phase2_train": 2000, "phase2_eval": 300, "phase2_test": 500}
+DEFAULT_SPLIT_SIZES = {"phase2_train": 2000, "phase2_eval": 600, "phase2_test": 1000}
 MIN_PER_CLASS = 3  # every class in every split, however small
 # Class frequencies shaped like WBCBench phase 2: segmented neutrophils dominate, prolymphocytes are rarest.
 CLASS_FREQUENCY = {"SNE": 0.45, "LY": 0.10, "MO": 0.07, "EO": 0.065, "BNE": 0.06, "BA": 0.04, "MY": 0.04,

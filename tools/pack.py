@@ -81,6 +81,32 @@ def _check_data(config, root, demo, problems):
             if task.get(kind) and folder.is_dir():
                 problems += [f"task {task.get('name')}: {task[kind]}/{name} missing" for name in names
                              if not (folder / name).is_file()]
+    _check_cells_once(config, root, problems)
+
+
+def _check_cells_once(config, root, problems):
+    """Every reference passes the scorer's own checks (each cell once per phase among them), and no cell is in two
+    phases: a model that met a cell in Development could remember it in Final."""
+    import vocabulary  # noqa: F401  (it puts the scoring program on sys.path: its reference reader is the check)
+    from reference_file import read_reference
+    from scoring_errors import ReferenceDataError
+
+    seen = {}
+    for folder in dict.fromkeys(str(task.get("reference_data", "")) for task in config.get("tasks") or []):
+        path = root / folder / "reference.csv"
+        if not folder or not path.is_file():
+            continue
+        try:
+            cells = set(read_reference(path)["cell_id"])
+        except ReferenceDataError as error:
+            problems.append(str(error))
+            continue
+        for other, other_cells in seen.items():
+            shared = sorted(cells & other_cells)
+            if shared:
+                problems.append(f"{path}: {len(shared)} cell(s) also in {other}, e.g. cell_id '{shared[0]}'; each "
+                                "cell belongs to one phase (prepare.py builds phases from patient-disjoint splits)")
+        seen[str(path)] = cells
 
 
 def _phase_budget(name, folder, limit, overrides, problems):

@@ -20,7 +20,8 @@ from fixed_zip import write_zip
 from image_store import ImageStore, StoredImage
 from jpeg_encoding import encode_jpeg, encoding_of, reencode_with
 from jpeg_metadata import strip_metadata
-from phase_sampling import check_patients_apart, class_gaps, split_by_patient, stratified_subsample, subsample
+from phase_sampling import (assign_sets, check_patients_apart, class_gaps, lone_cells, split_by_patient,
+                            stratified_subsample, subsample)
 from release_reader import DEMO_MARKER, ReleaseError, iter_rows, open_release, text_columns, verify_jpeg
 from vocabulary import SETS, SEVERITIES
 
@@ -28,12 +29,18 @@ DEFAULT_PHASES = {"eval": "phase2_eval", "test": "phase2_test"}
 DEFAULT_HUB = "Xin-Tian/wbcbench2026"  # the WBCBench 2026 release on the Hugging Face hub (gated)
 REFERENCE_COLUMNS = ("image_id", "set", "label", "severity", "cell_id", "release_image_id", "patient_hash")
 ID_BYTES = 6  # 12 hex characters
+# Two cells in three are scored degraded: the primary score's interval is then within 0.002 of its narrowest and
+# the pristine score's far from its widest (tools/set_share.py; the table is in pages/data.md).
+DEFAULT_DEGRADED_SHARE = 2 / 3
 DEMO_SEED = 0  # the only seed that may be left implicit, and only for demo data
 
 
 @dataclass
 class BundleImage:
-    """One image as it goes into a phase: its new id, where its bytes are and what only the reference may know."""
+    """One image as it goes into a phase: its new id, where its bytes are and what only the reference may know.
+
+    cell_id is the release id of the source cell (the pristine image every degraded version was made from).
+    """
 
     set: str
     label: str
@@ -85,8 +92,9 @@ def _load_pristine(release, split, legend, store, reencode_all):
 def _load_degraded(release, split, legend, store, pristine, digests, reencode_all):
     """The release's degraded images of one split, each checked against its pristine source.
 
-    A "pristine" severity row is an unmodified copy of its source: the same bytes in both zips would give away its
-    severity and its twin, so it is re-encoded (_reencode_copies).
+    A "pristine" severity row is an unmodified copy of its source: its bytes are the public release's pristine image
+    and its JPEG tables differ from the other degraded images', either giving away its severity, so it is
+    re-encoded (_reencode_copies).
     """
     sources = {image.cell_id: image for image in pristine}
     images, copies, encodings = [], [], Counter()
@@ -119,7 +127,7 @@ def _reencode_copies(copies, encodings, store, digests):
         data = store.get(image.data)
         again = reencode_with(data, common or encoding_of(data))
         if _digest(again) == digests[image.cell_id]:
-            raise ReleaseError(f"degraded image {image.release_image_id}: re-encoding gave its pristine twin's bytes "
+            raise ReleaseError(f"degraded image {image.release_image_id}: re-encoding gave its pristine source's bytes "
                                "again; pass --reencode")
         image.data = store.put(again)
 
@@ -132,15 +140,15 @@ def _load_split(release, split, legend, store, use_release_degraded, reencode_al
     return {"pristine": pristine, "degraded": degraded}
 
 
-def _synthesize_degraded(pristine, phase, phase_number, seed, store):
-    """One degraded version per pristine image with tools/degrade.py; severity and parameters drawn per image."""
+def _synthesize_degraded(sources, phase, phase_number, seed, store):
+    """A degraded version of each degraded-set cell with tools/degrade.py; severity and parameters drawn per image."""
     import degrade  # sibling tool, imported only when the release has no degraded config
 
-    sources = tqdm(pristine, desc=f"synthesize degraded/{phase}", disable=None, file=sys.stderr, leave=False)
-    twins = degrade.synthesized_twins((store.get(image.data) for image in sources), seed, stream=phase_number)
+    progress = tqdm(sources, desc=f"synthesize degraded/{phase}", disable=None, file=sys.stderr, leave=False)
+    versions = degrade.synthesized_versions((store.get(image.data) for image in progress), seed, stream=phase_number)
     degraded, params = [], {}
-    for image, (severity, data, image_params) in zip(pristine, twins):
-        release_id = degrade.twin_id(image.cell_id)
+    for image, (severity, data, image_params) in zip(sources, versions):
+        release_id = degrade.version_id(image.cell_id)
         degraded.append(BundleImage("degraded", image.label, severity, image.cell_id, release_id,
                                     image.patient_hash, store.put(data)))
         params[release_id] = {"original_image_id": image.cell_id, "severity": severity, **image_params}
@@ -151,7 +159,7 @@ def _assign_ids(phase_images, release_ids, seed):
     """Fresh 12-hex ids, unique across phases and distinct from every release id.
 
     Ids are drawn in release order, so a sequence anyone can replay (the code is public, the seed may be the
-    default) would map each id to its release position, and a degraded image to its twin. The generator is
+    default) would map each id to its release position, and a bundle image to its release image. The generator is
     therefore also keyed by a digest of the release ids, which only the reference side knows; the same inputs
     and seed still give the same ids.
     """
@@ -205,9 +213,15 @@ def class_by_severity(labels, severities) -> dict:
 
 
 def _check_written(out_root, phase, images):
-    """Re-read what was written: zip entries and reference rows must match the images exactly."""
+    """Re-read what was written: zip entries and reference rows must match the images exactly, each cell once."""
     with open(out_root / "reference_data" / phase / "reference.csv", newline="", encoding="utf-8") as handle:
-        reference = {row["image_id"]: row["set"] for row in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    reference = {row["image_id"]: row["set"] for row in rows}
+    cells = Counter(row["cell_id"] for row in rows)
+    repeated = [cell for cell, count in cells.items() if count > 1]
+    if repeated:
+        raise RuntimeError(f"{phase}: cell {repeated[0]} was written {cells[repeated[0]]} times; each cell must be "
+                           "scored once per phase")
     for set_name in SETS:
         with zipfile.ZipFile(out_root / "input_data" / phase / f"{set_name}.zip") as archive:
             names = [name[:-4] for name in archive.namelist()]
@@ -246,6 +260,7 @@ class _Settings:
     limit: object
     reencode: bool
     synthesize_degraded: object
+    degraded_share: float
 
 
 def _checked_seed(release, seed, demo):
@@ -300,7 +315,7 @@ def _degraded_source(release, split, settings):
 
 
 def _share_out(images, split, users, settings):
-    """The split's images for each phase that uses it: divided by patient, then subsampled."""
+    """The split's cells for each phase that uses it: divided by patient, then subsampled."""
     if len(users) > 1:
         _log(f"{split}: shared by phases {users}, divided between them by patient (disjoint patients)")
         parts = split_by_patient(images, users, settings.seed)
@@ -312,9 +327,10 @@ def _share_out(images, split, users, settings):
 
 
 def _select(release, legend, store, settings, train):
-    """Every phase's images, where its degraded set comes from, and warnings about classes a phase lacks."""
+    """Every phase's images, each cell in one set; the degraded-set cells still to synthesize; where each phase's
+    degraded set comes from; warnings about classes a phase or a set lacks."""
     train_splits, train_patients = train
-    phase_images, sources, warnings = {}, {}, []
+    phase_images, to_synthesize, sources, warnings = {}, {}, {}, []
     for split in sorted(set(settings.phases.values())):
         use_release_degraded = _degraded_source(release, split, settings)
         images = _load_split(release, split, legend, store, use_release_degraded, settings.reencode)
@@ -327,24 +343,40 @@ def _select(release, legend, store, settings, train):
         warnings += class_gaps(split, Counter(image.label for image in images["pristine"]),
                                {phase: Counter(image.label for image in part["pristine"])
                                 for phase, part in parts.items()}, list(legend))
-        phase_images.update(parts)
-        sources.update(dict.fromkeys(parts, "release" if use_release_degraded else "synthesized"))
-    return phase_images, sources, warnings
+        for phase, part in parts.items():
+            warnings += lone_cells(phase, Counter(image.label for image in part["pristine"]))
+            pristine, degraded = assign_sets(part, settings.degraded_share, settings.seed,
+                                             stream=sorted(settings.phases).index(phase))
+            phase_images[phase] = {"pristine": pristine, "degraded": degraded if use_release_degraded else []}
+            to_synthesize[phase] = [] if use_release_degraded else degraded
+            sources[phase] = "release" if use_release_degraded else "synthesized"
+    return phase_images, to_synthesize, sources, warnings
 
 
-def _degraded_sets(release, phase_images, sources, seed, store):
+def _degraded_sets(release, phase_images, to_synthesize, sources, seed, store):
     """Synthesize the degraded sets that need it; the degradation parameters of every phase's degraded images."""
     release_params = release.degradation_params()
     degradation_params = {}
     for phase_number, phase in enumerate(sorted(phase_images)):
         if sources[phase] == "synthesized":
             phase_images[phase]["degraded"], degradation_params[phase] = _synthesize_degraded(
-                phase_images[phase]["pristine"], phase, phase_number, seed, store)
+                to_synthesize[phase], phase, phase_number, seed, store)
         else:
             degradation_params[phase] = {image.release_image_id: release_params[image.release_image_id]
                                          for image in phase_images[phase]["degraded"]
                                          if image.release_image_id in release_params}
     return degradation_params
+
+
+def _check_severities(phase_images):
+    """Every severity in every phase's degraded set: each is a leaderboard column, and the scorer refuses a gap."""
+    for phase, images in sorted(phase_images.items()):
+        found = Counter(image.severity for image in images["degraded"])
+        missing = [severity for severity in SEVERITIES if not found[severity]]
+        if missing:
+            raise ReleaseError(f"phase '{phase}': its degraded set ({len(images['degraded'])} cells) has no image of "
+                               f"severity {', '.join(missing)}, a leaderboard column; build a larger phase "
+                               "(--phase-size, --limit) or give the degraded set a larger share (--degraded-share)")
 
 
 def _write_phase(out_root, phase, images, legend, store):
@@ -365,37 +397,43 @@ def _write_phase(out_root, phase, images, legend, store):
 def _manifest(release, settings, demo, train_splits, release_counts, warnings):
     return {"release": release.name, "demo_release": release.is_demo(), "seed": settings.seed, "demo": bool(demo),
             "reencode": bool(settings.reencode), "limit": settings.limit, "phase_sizes": settings.phase_sizes,
+            "degraded_share": settings.degraded_share,
             "train_splits": train_splits,
             "jpeg_metadata": "re-encoded" if settings.reencode else
             "metadata segments stripped losslessly (APP1-13, APP15, COM); image data byte for byte, except degraded "
-            "copies identical to their pristine twin, re-encoded with the quantization tables and chroma subsampling "
+            "copies identical to their pristine source, re-encoded with the quantization tables and chroma subsampling "
             "most degraded images of their split have",
             "release_counts": release_counts, "warnings": warnings, "phases": {}}
 
 
 def prepare(release_dir, out_root, *, seed=None, demo=False, phases=None, synthesize_degraded=None, hub=None,
-            reencode=False, limit=None, phase_sizes=None) -> dict:
+            reencode=False, limit=None, phase_sizes=None, degraded_share=DEFAULT_DEGRADED_SHARE) -> dict:
     """Write input_data/<phase>/{pristine,degraded}.zip and reference_data/<phase>/ from a release.
 
     seed: required for a real release (demo data defaults to 0). demo: the data is demo data (required for a
     release carrying the DEMO_RELEASE marker). phases maps a phase name to a release split; phases that name the
     same split share it out by patient. synthesize_degraded: None = only for splits the release has no degraded
-    config for, True = always, False = never (a missing degraded split is an error). limit caps the pristine
-    images per phase (seeded choice); phase_sizes {phase: N} caps a phase at N pristine images, class-stratified.
-    Returns the provenance manifest (also written to reference_data/manifest.json).
+    config for, True = always, False = never (a missing degraded split is an error). limit caps the cells per phase
+    (seeded choice); phase_sizes {phase: N} caps a phase at N cells, class-stratified. Each cell of a phase is
+    scored once: degraded_share of each class's cells go to the degraded set (one version each), the rest to the
+    pristine set (phase_sampling.assign_sets). Returns the provenance manifest (also reference_data/manifest.json).
     """
     release = open_release(release_dir, hub)
     legend = release.legend()  # first: a hub that cannot be reached says so before anything else
+    if not 0 < degraded_share < 1:
+        raise ReleaseError(f"--degraded-share {degraded_share!r}: expected a fraction strictly between 0 and 1")
     settings = _Settings(_checked_seed(release, seed, demo), dict(phases or DEFAULT_PHASES), dict(phase_sizes or {}),
-                         limit, reencode, synthesize_degraded)
+                         limit, reencode, synthesize_degraded, degraded_share)
     out_root = Path(out_root)
     _check_phase_splits(release, settings)
     release_counts, train_splits, train_patients = _survey(release, settings)
     out_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_root, prefix=".prepare-") as scratch, ImageStore(scratch) as store:
-        phase_images, sources, warnings = _select(release, legend, store, settings, (train_splits, train_patients))
+        phase_images, to_synthesize, sources, warnings = _select(release, legend, store, settings,
+                                                                 (train_splits, train_patients))
+        degradation_params = _degraded_sets(release, phase_images, to_synthesize, sources, settings.seed, store)
         check_patients_apart(phase_images)
-        degradation_params = _degraded_sets(release, phase_images, sources, settings.seed, store)
+        _check_severities(phase_images)
         release_ids = {image.release_image_id for images in phase_images.values() for s in SETS for image in images[s]}
         _assign_ids(phase_images, release_ids, settings.seed)
         manifest = _manifest(release, settings, demo, train_splits, release_counts, warnings)
@@ -404,6 +442,8 @@ def prepare(release_dir, out_root, *, seed=None, demo=False, phases=None, synthe
             manifest["phases"][phase] = {
                 "split": settings.phases[phase], "degraded_source": sources[phase],
                 "counts": {set_name: _counts(phase_images[phase][set_name]) for set_name in SETS},
+                "cell_sets": {image.cell_id: set_name for set_name in SETS
+                              for image in sorted(phase_images[phase][set_name], key=lambda image: image.cell_id)},
                 "degradation_params": degradation_params[phase]}
     (out_root / "reference_data" / "manifest.json").write_text(
         json.dumps(manifest, indent=1, sort_keys=True, default=_json_default) + "\n", encoding="utf-8")
@@ -462,8 +502,11 @@ def _parser():
                         help="build phase NAME from release split SPLIT (repeat; default eval=phase2_eval "
                              "test=phase2_test); phases naming the same split share it out by patient")
     parser.add_argument("--phase-size", action="append", default=[], metavar="NAME=N",
-                        help="keep at most N pristine images in phase NAME, class-stratified (every class present "
-                             "keeps one or more), their degraded twins with them (repeat; overrides --limit)")
+                        help="keep at most N cells (so N images) in phase NAME, class-stratified (every class "
+                             "present keeps one or more) (repeat; overrides --limit)")
+    parser.add_argument("--degraded-share", type=float, default=DEFAULT_DEGRADED_SHARE, metavar="F",
+                        help="share of each class's cells scored in the degraded set, the rest in the pristine set "
+                             f"(each cell once per phase; default {DEFAULT_DEGRADED_SHARE:.3f}, pages/data.md says why)")
     parser.add_argument("--demo", action="store_true", help="build demo data (required for a demo release; "
                                                             "pack.py refuses demo data)")
     degraded = parser.add_mutually_exclusive_group()
@@ -472,7 +515,7 @@ def _parser():
     degraded.add_argument("--no-synthesize-degraded", dest="synthesize_degraded", action="store_false",
                           help="fail when a split has no degraded config instead of synthesizing it")
     parser.add_argument("--reencode", action="store_true", help="re-encode images as JPEG instead of copying them")
-    parser.add_argument("--limit", type=int, help="at most this many pristine images per phase (quick checks)")
+    parser.add_argument("--limit", type=int, help="at most this many cells per phase (quick checks)")
     return parser
 
 
@@ -484,7 +527,7 @@ def main(argv=None):
     try:
         prepare(args.release, args.out, seed=args.seed, demo=args.demo, phases=_parse_phases(args.phase) or None,
                 synthesize_degraded=args.synthesize_degraded, hub=args.hub, reencode=args.reencode,
-                limit=args.limit, phase_sizes=_parse_phase_sizes(args.phase_size))
+                limit=args.limit, phase_sizes=_parse_phase_sizes(args.phase_size), degraded_share=args.degraded_share)
     except (ReleaseError, argparse.ArgumentTypeError) as error:
         print(f"prepare: error: {error}", file=sys.stderr)
         return 2
