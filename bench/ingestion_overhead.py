@@ -32,7 +32,7 @@ for folder in ("tools", "ingestion_program", "baselines"):
 
 from challenge_labels import SETS  # noqa: E402
 from output_files import RUN_REPORT  # noqa: E402
-from zip_images import InputDataError, decode, list_images  # noqa: E402
+from zip_images import InputDataError, InputZip, decode, list_images  # noqa: E402
 
 GOAL_RATIO = 1.10
 NOISY_SPREAD = 1.25  # slowest / fastest of the repeats beyond which the figures are mostly noise
@@ -69,10 +69,19 @@ def make_submission(folder, input_size, crop_fraction, tta, seed):
     return folder
 
 
+def listed(zip_path, set_name):
+    """The image entries of an input zip, as the ingestion lists them."""
+    source = InputZip(zip_path)
+    try:
+        return list_images(source, set_name)
+    finally:
+        source.close()
+
+
 def existing_input(folder, per_set):
     """folder if it holds pristine.zip and degraded.zip with at least per_set images each, else None and why."""
     try:
-        counts = [len(list_images(folder / f"{s}.zip", s)) for s in SETS]
+        counts = [len(listed(folder / f"{s}.zip", s)) for s in SETS]
     except InputDataError as exc:
         return None, str(exc)
     if min(counts) < per_set:
@@ -95,7 +104,7 @@ def copy_first_images(source, target, per_set):
     """target/{pristine,degraded}.zip with the first per_set images (by id) of each source zip, bytes unchanged."""
     target.mkdir(parents=True)
     for set_name in SETS:
-        entries = list_images(source / f"{set_name}.zip", set_name)[:per_set]
+        entries = listed(source / f"{set_name}.zip", set_name)[:per_set]
         with zipfile.ZipFile(source / f"{set_name}.zip") as archive, \
                 zipfile.ZipFile(target / f"{set_name}.zip", "w", zipfile.ZIP_STORED) as out:
             for entry in entries:
@@ -122,7 +131,7 @@ def pure_compute(submission, input_dir, batch_size, network_alone):
     for set_name in SETS:
         path = input_dir / f"{set_name}.zip"
         with zipfile.ZipFile(path) as archive:
-            sets[set_name] = [decode(archive.read(entry.member)) for entry in list_images(path, set_name)]
+            sets[set_name] = [decode(archive.read(entry.member)) for entry in listed(path, set_name)]
     decode_seconds = time.process_time() - decode_started
     module, model = load_model(submission)
     batches = {s: [images[i:i + batch_size] for i in range(0, len(images), batch_size)] for s, images in sets.items()}

@@ -5,7 +5,8 @@ Locally:    python3 ingestion.py   (this repository's input_data/eval, output/re
 
 This program is the supervisor: it never imports the submission. The model runs in its own process
 (model_process.py, model_runner.py); this one decodes the images, sends pixels, checks the answers, keeps the
-clock and the time budget, and is the only writer of the outputs.
+clock and the time budget, and is the only writer of the outputs. Where Linux allows, it runs as PID 1 of its own
+PID namespace, as it does in the competition container (pid_namespace.py).
 """
 import argparse
 import json
@@ -23,20 +24,21 @@ import numpy as np
 from tqdm import tqdm
 
 import machine_facts
+import pid_namespace
 import process_tree
+import stop_signals
 from challenge_labels import SETS
-from model_outputs import PredictionError, checked_answer
+from model_messages import Answer, LoadFailed
 from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
-from output_files import (PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, remove_foreign, snapshot, write_predictions,
-                          write_report)
+from output_files import PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, OutputFolder, predictions_text, report_text
 from reference_guard import ReferenceExposedError, check_no_reference
-from run_report import ERRORS_SHOWN, RunReport, SetFigures, images_per_second
+from run_report import ERRORS_SHOWN, TEXT_CAP, WARNINGS_SHOWN, RunReport, SetFigures, clean_text, images_per_second
 from requirements_check import check_requirements
-from submission_loader import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, check_requirements_size, find_model_dir,
-                               unpack_zip)
-from time_budget import BudgetExceeded, TimeBudget
-from zip_images import ImageEntry, InputDataError, ZipReader, decoded_batches, list_images
+from submission_files import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, find_model_dir, read_requirements,
+                              unpack_zip)
+from time_budget import BudgetExceeded, Interrupted, TimeBudget
+from zip_images import ImageEntry, InputDataError, InputZip, ZipReader, decoded_batches, list_images
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 REPO = PROGRAM_DIR.parent
@@ -46,7 +48,7 @@ DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LOG_CAP_BYTES = 5_000_000
 DEFAULT_FAIL_FAST_IMAGES = 64
-WARNINGS_SHOWN = 20
+OWN_WARNINGS = 3  # room kept in the report's warnings for the supervisor's own (leftover processes, output folder)
 EXIT_OK, EXIT_FAILED = 0, 1
 ENVIRONMENT = """environment variables (an option given on the command line wins):
   WBC_TIME_BUDGET_SECONDS  time budget for the whole run (0: none); without it, <input>/time_budget.json
@@ -76,7 +78,7 @@ class Options:
     phase: str | None = None
 
 
-class RunStopped(Exception):
+class FailFast(Exception):
     """The run cannot go on (fail-fast); the message is the report's reason."""
 
 
@@ -84,7 +86,7 @@ class RunStopped(Exception):
 class Run:
     """One ingestion run's results so far, written out at the end however the run ends."""
     input_dir: Path
-    output_dir: Path
+    output: OutputFolder
     submission: Path
     options: Options
     workers: int
@@ -97,6 +99,7 @@ class Run:
     batch_fallbacks: int = 0
     with_predictions: bool = False  # predictions.csv is written once predicting has started
     set_times: dict = field(default_factory=dict)
+    zips: dict = field(default_factory=dict)  # set -> InputZip, opened before the model's process starts
     entries: dict = field(default_factory=dict)
     model: ModelProcess | None = None
     log: CappedLog | None = None
@@ -107,6 +110,11 @@ class Run:
 
     def record_error(self, entry: ImageEntry, message: str) -> None:
         self.errors.append({"set": entry.set_name, "image_id": entry.image_id, "error": message})
+
+    def warn(self, warnings: list[str]) -> None:
+        """The model's warnings, as many as the report keeps (less room for the supervisor's own)."""
+        room = WARNINGS_SHOWN - OWN_WARNINGS - len(self.warnings)
+        self.warnings += warnings[:max(0, room)]
 
     @property
     def done(self) -> int:
@@ -121,8 +129,8 @@ def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, 
         **options: object) -> dict:
     """Run the submission on input_dir/{pristine,degraded}.zip; write outputs to output_dir; return the report.
 
-    Keyword options: the fields of Options. However the run ends (budget, crash, fail-fast), the outputs are
-    written, every process the submission started is killed and the temporary folder is removed.
+    Keyword options: the fields of Options. However the run ends (budget, crash, fail-fast, a signal), the outputs
+    are written, every process the submission started is killed and the temporary folder is removed.
     """
     options = Options(**options)
     console = console or sys.stderr
@@ -130,26 +138,39 @@ def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, 
     input_dir, output_dir, program_dir, submission = (Path(p).resolve() for p in (input_dir, output_dir, program_dir,
                                                                                   submission))
     process_tree.guard_supervisor()
-    before = prepare_output(output_dir)
-    state = Run(input_dir, output_dir, submission, options, workers)
+    output = OutputFolder(output_dir)
+    output.prepare()
+    state = Run(input_dir, output, submission, options, workers)
     budget = TimeBudget(options.budget_seconds, lambda: state.model and state.model.kill(), state.started).start()
-    temp_dir = Path(tempfile.mkdtemp(prefix="wbc_ingestion_"))
+    # Every signal is a named stop until the report is written (the model lives until finish() has stopped it).
+    previous_handlers = stop_signals.install(lambda number: budget.stop(stop_signals.signal_name(number)))
     try:
-        status, reason = ingest(state, program_dir, temp_dir, budget, workers, console)
-    except Exception as exc:  # a bug in ingestion itself: still leave a report, then show the traceback
-        finish(state, before, temp_dir, budget)
-        write_outputs(state, "failed", f"internal error in the ingestion program while {state.stage}: "
-                                       f"{type(exc).__name__}: {exc}")
-        raise
-    finish(state, before, temp_dir, budget)
-    write_outputs(state, status, reason)
-    report = state.report
-    say(console, f"{status}: {reason}" if reason else summary(report, output_dir))
+        report = supervise(state, program_dir, budget, console)
+    finally:
+        stop_signals.restore(previous_handlers)
+    say(console, f"{report.status}: {report.reason}" if report.reason else summary(report, output_dir))
     for warning in report.warnings:
         say(console, f"warning: {warning}")
     if report.traceback:
         print(report.traceback, file=console, end="")
     return report.to_dict()
+
+
+def supervise(state: Run, program_dir: Path, budget: TimeBudget, console: TextIO) -> RunReport:
+    """ingest(), then finish() and write_outputs() however it ended; the report written."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="wbc_ingestion_"))
+    try:
+        status, reason = ingest(state, program_dir, temp_dir, budget, state.workers, console)
+    except Exception as exc:  # a bug in ingestion itself: still leave a report, then show the traceback
+        reason = f"internal error in the ingestion program while {state.stage}: {type(exc).__name__}: {exc}"
+        finish(state, temp_dir, budget)
+        write_outputs(state, "failed", reason)
+        raise
+    finish(state, temp_dir, budget)
+    if status == "ok" and budget.stopped_by:  # a signal while the model's processes were being stopped
+        status, reason = "failed", stop_reason(state, budget, Interrupted(budget.stopped_by))
+    write_outputs(state, status, reason)
+    return state.report
 
 
 def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, workers: int, console: TextIO) -> tuple:
@@ -163,22 +184,34 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
             for set_name in SETS:
                 state.stage = f"predicting the {set_name} set"
                 predict_set(state, set_name, pool, workers, console)
+        budget.check()  # the supervisor's own clock: a run it overran while frozen (SIGSTOP) fails here
         return judge_error_rate(state)
     except (SubmissionNotRunnable, InputDataError, ReferenceExposedError) as exc:
         if getattr(exc, "traceback", None):
             state.facts["traceback"] = exc.traceback
         return "failed", str(exc)
-    except RunStopped as exc:
+    except FailFast as exc:
         return "failed", str(exc)
-    except (BudgetExceeded, ModelEnded) as exc:
-        what = (f"time budget of {state.options.budget_seconds:g} s exceeded" if budget.expired
-                or isinstance(exc, BudgetExceeded) else str(exc))
-        return "failed", (f"{what} while {state.stage} ({state.done} of {state.total} images done); "
-                          "the predictions made so far were written")
+    except (BudgetExceeded, Interrupted, ModelEnded) as exc:
+        return "failed", stop_reason(state, budget, exc)
+
+
+def stop_reason(state: Run, budget: TimeBudget, exc: Exception) -> str:
+    """Why the run stopped early, in words: a signal to the supervisor, the budget, or how the model's process ended."""
+    if budget.stopped_by is not None:
+        what = (f"the ingestion program was sent {budget.stopped_by} (by the submission's process, or by whoever "
+                "stopped the run)")
+    elif budget.expired or isinstance(exc, BudgetExceeded):
+        what = f"time budget of {state.options.budget_seconds:g} s exceeded"
+    else:
+        what = str(exc)
+    return (f"{what} while {state.stage} ({state.done} of {state.total} images done); "
+            "the predictions made so far were written")
 
 
 def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO) -> Path:
-    """Unpack a zipped submission, find model.py, refuse reachable reference data, list the images."""
+    """Unpack a zipped submission, find model.py, open the input zips and list their images, refuse reachable
+    reference data."""
     state.stage = "checking the input data"
     submission = state.submission
     if submission.is_file():
@@ -188,11 +221,14 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO)
     if note:
         say(console, note)
         state.warnings.append(note)
-    check_no_reference([state.input_dir, program_dir, submission])
     if not state.input_dir.is_dir():
         raise InputDataError(f"input folder not found: {state.input_dir} (locally, `make bundle-data` builds the "
                              "demo data)")
-    state.entries = {s: list_images(state.input_dir / f"{s}.zip", s) for s in SETS}
+    for set_name in SETS:
+        state.zips[set_name] = InputZip(state.input_dir / f"{set_name}.zip")
+        state.entries[set_name] = list_images(state.zips[set_name], set_name)
+    test_ids = {entry.image_id for entries in state.entries.values() for entry in entries}
+    check_no_reference([state.input_dir, program_dir], submission, test_ids)
     say(console, f"{len(state.entries['pristine'])} pristine and {len(state.entries['degraded'])} degraded images; "
                  f"submission {model_dir}")
     return model_dir
@@ -201,13 +237,12 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO)
 def prepare_requirements(state: Run, model_dir: Path, console: TextIO) -> dict:
     """Check the submission's requirements.txt against the image (nothing is ever installed: requirements_check.py)."""
     state.stage = "checking requirements.txt"
-    path = model_dir / "requirements.txt"
     section = state.facts["requirements"] = {"file": None, "entries": []}
-    if not path.is_file():
+    text = read_requirements(model_dir / "requirements.txt")
+    if text is None:
         return section
-    check_requirements_size(path)
-    section["file"] = path.name
-    entries = section["entries"] = check_requirements(path)
+    section["file"] = "requirements.txt"
+    entries = section["entries"] = check_requirements(text)
     counts = {}
     for entry in entries:
         counts.setdefault(entry["status"], []).append(entry["name"] or f"line {entry['line']}")
@@ -221,25 +256,24 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     state.stage = "loading the submission"
     options = state.options
     (temp_dir / "tmp").mkdir()
-    state.log = CappedLog(temp_dir / SUBMISSION_LOG, options.log_cap_bytes)
-    hidden = [PROGRAM_DIR, REPO, state.output_dir, state.input_dir]
+    state.log = CappedLog(options.log_cap_bytes)
+    hidden = [PROGRAM_DIR, REPO, state.output.path, state.input_dir]
     env = child_environment(hidden, temp_dir / "tmp", options.seed)
     slot_bytes = max(64 * 2**20, options.batch_size * 2**20)
     load_started = time.monotonic()
     state.model = ModelProcess(model_dir, state.log, env, slot_bytes)
     budget.check()  # expired before the process existed: the watchdog had nothing to kill
-    state.model.send({"load": {"model_path": str(model_dir / "model.py"), "requirements": requirements["entries"],
-                               "seed": options.seed, "memory_limit_mb": options.memory_limit_mb}})
-    answer = state.model.receive()
-    if "failed" in answer:
-        raise SubmissionNotRunnable(str(answer["failed"]), answer.get("traceback"))
-    loaded = answer.get("loaded") or {}
-    state.warnings += [str(w) for w in loaded.get("warnings", [])]
+    loaded = state.model.load({"model_path": str(model_dir / "model.py"), "requirements": requirements["entries"],
+                               "seed": options.seed, "memory_limit_mb": options.memory_limit_mb,
+                               "text_cap": 2 * TEXT_CAP})
+    if isinstance(loaded, LoadFailed):
+        raise SubmissionNotRunnable(loaded.message, loaded.traceback)
+    state.warn(loaded.warnings)
     facts = state.facts
     facts["load_seconds"] = round(time.monotonic() - load_started, 3)
-    facts["prediction_mode"] = "predict_batch" if loaded.get("mode") == "predict_batch" else "predict"
-    facts["device"] = str(loaded.get("device", "cpu"))
-    facts["torch_version"] = loaded.get("torch_version")
+    facts["prediction_mode"] = loaded.mode
+    facts["device"] = loaded.device
+    facts["torch_version"] = loaded.torch_version
     say(console, f"model loaded in {facts['load_seconds']:.1f} s; predicting with {facts['prediction_mode']} "
                  f"(batch size {options.batch_size}, {workers} decoding threads), device {facts['device']}")
 
@@ -248,7 +282,7 @@ def predict_set(state: Run, set_name: str, pool: ThreadPoolExecutor, workers: in
     """Predict one set: the pool decodes ahead, batches go to the model two at a time (one slot each)."""
     entries = state.entries[set_name]
     state.with_predictions = True
-    reader = ZipReader(state.input_dir / f"{set_name}.zip")
+    reader = ZipReader(state.zips[set_name])
     state.set_times[set_name] = (time.monotonic(), None)
     pending, sent, done_before = [], 0, state.done
     try:
@@ -289,47 +323,28 @@ def split_to_slots(state: Run, batch: list) -> list[list]:
 
 
 def send_batch(state: Run, request: list, slot: int) -> None:
-    shapes = state.model.slots.write(slot, [pixels for _, pixels in request])
-    state.model.send({"predict": {"slot": slot, "shapes": shapes}})
+    state.model.predict(slot, [pixels for _, pixels in request])
 
 
 def receive_batch(state: Run, request: list) -> None:
-    """Collect one request's answers, check each again, record them."""
+    """Record one request's checked answers (model_messages.py) as they come; an image left unanswered is an error."""
     answered = set()
-    while True:
-        message = state.model.receive()
-        if "done" in message:
-            break
-        for item in message.get("items", []):
-            record_answer(state, request, item, answered)
-    done = message["done"] if isinstance(message["done"], dict) else {}
-    state.warnings += [str(w) for w in done.get("warnings", [])][:WARNINGS_SHOWN]
-    state.batch_fallbacks += int(done.get("fallbacks", 0)) if str(done.get("fallbacks", 0)).isdigit() else 0
+
+    def record(answer: Answer) -> None:
+        answered.add(answer.index)
+        entry = request[answer.index][0]
+        if answer.error is not None:
+            state.record_error(entry, answer.error)
+        else:
+            state.record(entry, answer.label, answer.probs)
+
+    done = state.model.answers(len(request), record)
+    state.warn(done.warnings)
+    state.batch_fallbacks += done.fallbacks
     for index, (entry, _) in enumerate(request):
         if index not in answered:
             state.record_error(entry, "the submission's process gave no answer for this image")
     check_fail_fast(state)
-
-
-def record_answer(state: Run, request: list, item: object, answered: set) -> None:
-    """One [index, label, probs, error] answer: checked again here, whatever the model's process claims."""
-    try:
-        index, label, probs, error = item
-        entry = request[index][0]
-    except (TypeError, ValueError, IndexError):
-        raise ModelEnded("the submission's process sent back an answer of the wrong shape") from None
-    if index in answered:
-        return
-    answered.add(index)
-    if error is not None:
-        state.record_error(entry, str(error))
-        return
-    try:
-        label, checked = checked_answer(label if probs is None else np.asarray(probs, dtype=np.float64))
-    except (PredictionError, TypeError, ValueError) as exc:
-        state.record_error(entry, f"the submission's process sent back an invalid answer ({exc})")
-        return
-    state.record(entry, label, checked)
 
 
 def check_fail_fast(state: Run) -> None:
@@ -337,9 +352,9 @@ def check_fail_fast(state: Run) -> None:
     threshold = state.options.fail_fast_images
     if threshold and not state.results and len(state.errors) >= threshold:
         first = state.errors[0]
-        raise RunStopped(f"the first {len(state.errors)} images all failed, so the run was stopped early "
-                         f"(fail-fast after {threshold} images, WBC_FAIL_FAST_IMAGES); first: "
-                         f"{first['set']}/{first['image_id']}: {first['error']}")
+        raise FailFast(f"the first {len(state.errors)} images all failed, so the run was stopped early "
+                       f"(fail-fast after {threshold} images, WBC_FAIL_FAST_IMAGES); first: "
+                       f"{first['set']}/{first['image_id']}: {first['error']}")
 
 
 def judge_error_rate(state: Run) -> tuple:
@@ -352,31 +367,21 @@ def judge_error_rate(state: Run) -> tuple:
     return "ok", None
 
 
-def finish(state: Run, before: set, temp_dir: Path, budget: TimeBudget) -> None:
-    """Stop the model (every process it started), close the log, clean the output folder, remove the temp folder."""
+def finish(state: Run, temp_dir: Path, budget: TimeBudget) -> None:
+    """Stop the model (freeze and kill every process it started), close the log and the input zips, remove the temp
+    folder."""
+    state.stage = "finishing the run"
     budget.cancel()
     if state.model is not None:
         leftovers = state.model.stop()
         if leftovers:
             noun, verb = ("process", "was") if leftovers == 1 else ("processes", "were")
             state.warnings.append(f"{leftovers} {noun} the submission started {verb} still running; killed")
-    removed = remove_foreign(state.output_dir, before)
-    state.facts["unexpected_output_files"] = removed[:50]
-    if removed:
-        state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
-                              "written): " + ", ".join(removed[:5]))
     if state.log is not None:
         state.log.stop()
-        shutil.move(state.log.path, state.output_dir / SUBMISSION_LOG)
+    for source in state.zips.values():
+        source.close()
     shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def prepare_output(output_dir: Path) -> set:
-    """Create the output folder, remove a previous run's files; what is there now (kept by the final clean-up)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name in (PREDICTIONS, RUN_REPORT, SUBMISSION_LOG):
-        (output_dir / name).unlink(missing_ok=True)
-    return snapshot(output_dir)
 
 
 def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
@@ -420,16 +425,32 @@ def build_report(state: Run, status: str, reason: str | None, predictions_writte
 
 
 def write_outputs(state: Run, status: str, reason: str | None) -> None:
-    """predictions.csv (once predicting started), then run_report.json last."""
+    """Once the model's processes are gone: list what the submission left in the output folder, write
+    predictions.csv (once predicting started), the log and run_report.json (last), then remove what it left."""
+    output = state.output
+    found = output.foreign()
+    state.facts["unexpected_output_files"] = found
+    if found:
+        state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
+                              "written): " + ", ".join(found[:5]))
+    if output.replaced:
+        state.warnings.append(f"the output folder {output.path} was removed or replaced during the run; it was "
+                              "made again")
     probabilities = None
     if state.with_predictions:
-        probabilities = write_predictions(state.output_dir / PREDICTIONS, state.results)
+        text, probabilities = predictions_text(state.results)
+        output.write_text(PREDICTIONS, text)
+    if state.log is not None:
+        output.write(SUBMISSION_LOG, state.log.copy_to)
     state.report = build_report(state, status, reason, state.with_predictions, probabilities)
-    write_report(state.output_dir / RUN_REPORT, state.report.to_dict())
+    output.write_text(RUN_REPORT, report_text(state.report.to_dict()))
+    for path in output.clean_up():
+        print(f"[ingestion] could not remove {clean_text(path)} from the output folder", file=sys.stderr)
 
 
 def say(console: TextIO, message: str) -> None:
-    print(f"[ingestion] {message}", file=console, flush=True)
+    """One line on the console; the text is cleaned (run_report.clean_text): no escape sequence reaches a terminal."""
+    print(f"[ingestion] {clean_text(message, len(message))}", file=console, flush=True)
 
 
 def summary(report: RunReport, output_dir: Path) -> str:
@@ -521,6 +542,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    pid_namespace.watch_lifeline()
+    code = pid_namespace.run_as_first_process(Path(__file__).resolve(), sys.argv[1:] if argv is None else argv)
+    if code is not None:
+        return code
     options = {name: getattr(args, name) for name in Options.__dataclass_fields__ if name != "phase"}
     report = run(args.input_data, args.output, args.program, args.submission,
                  phase=args.phase if args.local else None, **options)

@@ -1,10 +1,14 @@
-"""Starts the submission's model in a fresh interpreter and talks to it: pixel batches out, answers back.
+"""Starts the submission's model in a fresh interpreter and talks to it: pixel batches out, checked answers back.
 
-The child is `python -c BOOTSTRAP` in the submission's folder with a clean environment; it gets the source of
+The child is `python -P -c BOOTSTRAP` in the submission's folder with a clean environment; it gets the source of
 model_runner.py (and the modules it imports, CHILD_MODULES) over its request pipe, so nothing in its arguments, environment
-or sys.path points at the ingestion program, the repository or the output folder. Pixels travel through an
-anonymous shared-memory file (two slots, so the next batch is copied while the model works on this one).
+or sys.path points at the ingestion program, the repository or the output folder (-P: nor at the submission's folder,
+until model_runner.py has imported what it needs). Pixels travel through an anonymous shared-memory file (two slots,
+so the next batch is copied while the model works on this one) sealed at its size. ModelProcess is the supervisor's
+one owner of the protocol: it sends every request, and every answer goes through model_messages.py before anything
+reads it.
 """
+import fcntl
 import json
 import mmap
 import os
@@ -12,18 +16,26 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 
 import process_tree
+from model_messages import (MAX_MESSAGE_BYTES, NOT_JSON, Answer, BatchDone, Fatal, Loaded, LoadFailed,
+                            ProtocolError, read_message)
 from output_capture import CappedLog
 
 PROGRAM_DIR = Path(__file__).resolve().parent
-# in import order
+# in import order; challenge_labels and requirements_check (vocabulary and package policy) are used on both sides
 CHILD_MODULES = ("challenge_labels", "model_outputs", "requirements_check", "submission_loader", "model_runner")
+# Signals the supervisor ignores (stop_signals.py) are inherited as ignored: back to their defaults first of all.
 BOOTSTRAP = """\
+import signal
+for number in signal.valid_signals() - {signal.SIGPIPE, signal.SIGXFSZ}:
+    if signal.getsignal(number) == signal.SIG_IGN:
+        signal.signal(number, signal.SIG_DFL)
 import json, sys, types
 from multiprocessing.connection import Connection
 requests = Connection(int(sys.argv[1]), writable=False)
@@ -39,8 +51,8 @@ PASSED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
                     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCH_HOME", "HF_HOME",
                     "XDG_CACHE_HOME")
 SLOTS = 2
-MAX_ANSWER_BYTES = 16 * 2**20
 STOP_GRACE_SECONDS = 2.0
+SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
 
 
 class ModelEnded(Exception):
@@ -48,17 +60,27 @@ class ModelEnded(Exception):
 
 
 class PixelSlots:
-    """Anonymous shared memory holding SLOTS batches of raw RGB pixels (height x width x 3 uint8 each)."""
+    """Anonymous shared memory holding SLOTS batches of raw RGB pixels (height x width x 3 uint8 each).
+
+    The model's process holds a descriptor of it too. Sealed at its size (memfd seals: no shrinking, no growing, no
+    further seals), a truncate from there fails instead of taking the supervisor's pages away (SIGBUS on its next
+    write); without memfd (macOS) the model's copy is opened read-only, and the file has no name to reopen it by.
+    """
 
     def __init__(self, slot_bytes: int):
         self.slot_bytes = slot_bytes
-        if hasattr(os, "memfd_create"):
-            self.fd = os.memfd_create("wbc-pixels")
-        else:  # no memfd (macOS): an unlinked temporary file
-            self._file = tempfile.TemporaryFile()
-            self.fd = os.dup(self._file.fileno())
-        os.ftruncate(self.fd, slot_bytes * SLOTS)
-        self.map = mmap.mmap(self.fd, slot_bytes * SLOTS)
+        size = slot_bytes * SLOTS
+        if hasattr(os, "memfd_create") and all(hasattr(fcntl, seal) for seal in SEALS):
+            self.fd = os.memfd_create("wbc-pixels", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            os.ftruncate(self.fd, size)
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, sum(getattr(fcntl, seal) for seal in SEALS))
+            self.child_fd = os.dup(self.fd)
+        else:
+            fd, name = tempfile.mkstemp(prefix="wbc-pixels-")
+            self.fd, self.child_fd = fd, os.open(name, os.O_RDONLY)
+            os.unlink(name)
+            os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
 
     def write(self, slot: int, arrays: list[np.ndarray]) -> list[list[int]]:
         """Copy the arrays into the slot, one after another; their [height, width]."""
@@ -72,11 +94,14 @@ class PixelSlots:
 
     def close(self) -> None:
         self.map.close()
-        os.close(self.fd)
+        for fd in (self.fd, self.child_fd):
+            os.close(fd)
 
 
 def child_environment(hidden: list[Path], temp_dir: Path, seed: int) -> dict[str, str]:
-    """The passed variables, minus any path entry inside a hidden folder; the model's own TMPDIR and hash seed."""
+    """The passed variables, minus any path entry inside a hidden folder and any relative PYTHONPATH entry (in the
+    model's working directory it would name the submission's folder, ahead of what the runner imports); the model's
+    own TMPDIR and hash seed."""
     hidden = {form for folder in hidden for form in (Path(folder).absolute(), Path(folder).resolve())}
 
     def visible(entry: str) -> bool:
@@ -90,7 +115,8 @@ def child_environment(hidden: list[Path], temp_dir: Path, seed: int) -> dict[str
     env = {}
     for name, value in os.environ.items():
         if name in PASSED_VARIABLES or name.startswith("LC_"):
-            kept = [entry for entry in value.split(os.pathsep) if visible(entry)]
+            kept = [entry for entry in value.split(os.pathsep)
+                    if visible(entry) and (name != "PYTHONPATH" or os.path.isabs(entry))]
             if kept:
                 env[name] = os.pathsep.join(kept)
     env.update(PYTHONHASHSEED=str(seed), TMPDIR=str(temp_dir), PYTHONDONTWRITEBYTECODE="1")
@@ -98,49 +124,81 @@ def child_environment(hidden: list[Path], temp_dir: Path, seed: int) -> dict[str
 
 
 class ModelProcess:
-    """One model process: start, load, send batches, receive answers, stop (killing everything it started)."""
+    """One model process: start, load, send batches, receive checked answers, stop (killing everything it started)."""
 
     def __init__(self, model_dir: Path, log: CappedLog, env: dict[str, str], slot_bytes: int):
         self.slots = PixelSlots(slot_bytes)
         requests_read, requests_write = os.pipe()
         answers_read, answers_write = os.pipe()
         self.spared = frozenset(process_tree.descendants(os.getpid()))
-        self.log = log
         self.popen = subprocess.Popen(
-            [sys.executable, "-c", BOOTSTRAP, str(requests_read), str(answers_write), str(self.slots.fd),
+            [sys.executable, "-P", "-c", BOOTSTRAP, str(requests_read), str(answers_write), str(self.slots.child_fd),
              str(slot_bytes)],
             cwd=model_dir, env=env, stdin=subprocess.DEVNULL, stdout=log.write_fd, stderr=subprocess.STDOUT,
-            pass_fds=(requests_read, answers_write, self.slots.fd), start_new_session=True)
+            pass_fds=(requests_read, answers_write, self.slots.child_fd), start_new_session=True)
         for fd in (requests_read, answers_write):
             os.close(fd)
         log.close_writer()
-        self.requests = Connection(requests_write, readable=False)
-        self.answers = Connection(answers_read, writable=False)
+        self._requests = Connection(requests_write, readable=False)
+        self._answers = Connection(answers_read, writable=False)
         self.fatal = None
         self.stopped = False
-        self.send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
+        self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
 
-    def send(self, message: dict) -> None:
+    def load(self, settings: dict) -> Loaded | LoadFailed:
+        """Import model.py and build the Model in the child; what it answered."""
+        self._send({"load": settings})
+        return self._receive(("loaded", "failed"))
+
+    def predict(self, slot: int, pixels: list[np.ndarray]) -> None:
+        """Copy a batch into a shared-memory slot and ask for its answers (collected later with answers())."""
+        self._send({"predict": {"slot": slot, "shapes": self.slots.write(slot, pixels)}})
+
+    def answers(self, images: int, on_answer: Callable[[Answer], None]) -> BatchDone:
+        """Hand each checked answer to the oldest pending batch of `images` images to on_answer as it arrives (an image
+        answered before the process died is kept); returns the batch's closing message."""
+        answered = set()
+        while True:
+            message = self._receive(("items", "done"), images)
+            if isinstance(message, BatchDone):
+                return message
+            for answer in message:
+                if answer.index in answered:
+                    raise self._broken(ProtocolError(f"a second answer for image {answer.index} of the batch"))
+                answered.add(answer.index)
+                on_answer(answer)
+
+    def _send(self, message: dict) -> None:
         try:
-            self.requests.send_bytes(json.dumps(message).encode())
+            self._requests.send_bytes(json.dumps(message).encode())
         except (BrokenPipeError, OSError):
             raise ModelEnded(self.ending()) from None
 
-    def receive(self) -> dict:
-        """The next answer; ModelEnded when the process is gone or sends something that is not an answer."""
+    def _receive(self, expected: tuple[str, ...], images: int = 0):
+        """The next message, checked (model_messages.read_message); ModelEnded when the process is gone or sends
+        anything the protocol does not allow."""
         try:
-            message = json.loads(self.answers.recv_bytes(MAX_ANSWER_BYTES))
+            raw = self._answers.recv_bytes(MAX_MESSAGE_BYTES)
         except EOFError:
             raise ModelEnded(self.ending()) from None
-        except (OSError, ValueError):  # OSError: a length header no answer has (the channel is then closed)
-            raise ModelEnded("the submission's process sent back an answer that is not the ingestion's JSON "
-                             "(something in the process wrote to its answer channel)") from None
-        if not isinstance(message, dict):
-            raise ModelEnded("the submission's process sent back an answer of the wrong shape")
-        if "fatal" in message:
-            self.fatal = str(message["fatal"])
+        except OSError:  # a length header over MAX_MESSAGE_BYTES: bytes no runner sends (the channel is then unusable)
+            raise self._broken(ProtocolError(NOT_JSON)) from None
+        try:
+            message = read_message(raw, expected, images)
+        except ProtocolError as error:
+            raise self._broken(error) from None
+        if isinstance(message, Fatal):
+            self.fatal = message.message
             raise ModelEnded(self.fatal)
         return message
+
+    @staticmethod
+    def _broken(error: ProtocolError) -> ModelEnded:
+        if str(error) == NOT_JSON:
+            return ModelEnded("the submission's process sent back an answer that is not the ingestion's JSON "
+                              "(something in the process wrote to its answer channel)")
+        return ModelEnded(f"the submission's process sent back a message the ingestion's protocol does not allow: "
+                          f"{error} (something in the process wrote to its answer channel)")
 
     def ending(self) -> str:
         """How the process ended, in words: its exit code or the signal that killed it."""
@@ -159,13 +217,11 @@ class ModelProcess:
                 if code else "the submission's process exited early (exit code 0)")
 
     def kill(self) -> int:
-        """Kill the process group and every descendant, however detached; returns how many others were killed."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Freeze and kill the process and every process it started, however detached (process_tree.py); returns how
+        many others were killed."""
+        killed = process_tree.kill_descendants(self.spared, unreaped=frozenset({self.popen.pid}))
         self.popen.wait()
-        return process_tree.kill_all_descendants(spare=self.spared)
+        return len(killed - {self.popen.pid})
 
     def stop(self) -> int:
         """Ask the process to exit (it flushes what the model printed), then kill whatever is left; close the pipes
@@ -174,12 +230,12 @@ class ModelProcess:
             return 0
         self.stopped = True
         try:
-            self.requests.send_bytes(b'{"stop": true}')
+            self._requests.send_bytes(b'{"stop": true}')
             self.popen.wait(STOP_GRACE_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
             pass
         leftovers = self.kill()
-        self.requests.close()
-        self.answers.close()
+        self._requests.close()
+        self._answers.close()
         self.slots.close()
         return leftovers

@@ -3,12 +3,16 @@
 It runs in a fresh interpreter started by model_process.py, in the submission's folder, and knows nothing but
 its pipes: requests (pixels in shared memory, no image ids, no paths) come in on one, answers go out on the other
 as JSON (never pickle: the supervisor must not unpickle what a submission controls). Everything here is also
-within the submission's reach, so the supervisor checks every answer again; these checks only give the
-participant precise messages. Messages (all JSON objects):
+within the submission's reach, so the supervisor checks every answer again (model_messages.py); these checks only
+give the participant precise messages. Messages (all JSON objects):
   in:  {"load": {...}} once, then {"predict": {"slot", "shapes"}} per batch, then {"stop": true}
-  out: {"loaded": {...}} or {"failed": ...}; per batch one or more {"items": [[index, label, probs, error]]}
-       then {"done": {"warnings": [...], "fallbacks": n}}; {"fatal": message} before an out-of-memory exit.
+  out: {"loaded": {...}} or {"failed": {"error", "traceback"}}; per batch one or more
+       {"items": [[index, label, probs, error]]} then {"done": {"warnings": [...], "fallbacks": n}};
+       {"fatal": message} before an out-of-memory exit.
+Every module this process needs is imported before the submission's folder goes on sys.path (at load), so a
+submission's own random.py or json.py shadows nothing of it.
 """
+import ctypes
 import gc
 import json
 import mmap
@@ -23,7 +27,12 @@ import numpy as np
 from PIL import Image
 
 from model_outputs import PredictionError, checked_answer
-from submission_loader import SubmissionNotRunnable, build_model, describe_exception, import_model_module
+from submission_loader import LoadError, build_model, describe_exception, import_model_module
+
+try:
+    import resource
+except ImportError:  # not POSIX: no memory limit
+    resource = None
 
 EXIT_OUT_OF_MEMORY = 3
 
@@ -35,30 +44,37 @@ class Runner:
         self.requests, self.answers, self.pixels, self.slot_bytes = requests, answers, pixels, slot_bytes
         self.model = None
         self.memory_limit_mb = None
+        self.text_cap = None  # characters of any text sent; the supervisor's load settings give it
 
     def send(self, message: dict) -> None:
         self.answers.send_bytes(json.dumps(message).encode())
 
-    def load(self, settings: dict) -> None:
-        """Apply the memory cap, import model.py, build and load the Model; answer loaded or failed."""
-        self.memory_limit_mb = settings.get("memory_limit_mb")
-        if self.memory_limit_mb:
-            import resource
+    def cut(self, text: str | None) -> str | None:
+        """A text no longer than the protocol carries (the supervisor cleans and caps it again)."""
+        return text if text is None or self.text_cap is None else text[:self.text_cap]
 
+    def load(self, settings: dict) -> None:
+        """Apply the memory cap, put the submission's folder on sys.path, import model.py, build and load the Model;
+        answer loaded or failed."""
+        self.memory_limit_mb, self.text_cap = settings["memory_limit_mb"], settings["text_cap"]
+        if self.memory_limit_mb and resource is not None:
             limit = int(self.memory_limit_mb) * 2**20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # hard limit too: the model cannot raise it
         seed_everything(settings["seed"])
+        sys.path.insert(0, os.path.dirname(settings["model_path"]))  # only now: see the module's docstring
         try:
             module = import_model_module(settings["model_path"], settings["requirements"])
             seed_everything(settings["seed"])
             self.model, warnings = build_model(module)
-        except SubmissionNotRunnable as exc:
-            self.send({"failed": str(exc), "traceback": exc.traceback})
+        except LoadError as exc:
+            self.send({"failed": {"error": self.cut(str(exc)), "traceback": self.cut(exc.traceback)}})
             return
         seed_everything(settings["seed"])  # again, in case load() imported torch
         batched = callable(getattr(self.model, "predict_batch", None))
-        self.send({"loaded": {"mode": "predict_batch" if batched else "predict", "warnings": warnings,
-                              "device": device(), "torch_version": getattr(torch_module(), "__version__", None)}})
+        version = getattr(torch_module(), "__version__", None)
+        self.send({"loaded": {"mode": "predict_batch" if batched else "predict",
+                              "warnings": [self.cut(w) for w in warnings], "device": device(),
+                              "torch_version": None if version is None else str(version)}})
 
     def images(self, request: dict) -> list:
         """PIL RGB images copied out of the request's shared-memory slot."""
@@ -78,7 +94,7 @@ class Runner:
         else:
             batch.each(self.model.predict, list(enumerate(images)))
         batch.flush()
-        self.send({"done": {"warnings": batch.warnings, "fallbacks": batch.fallbacks}})
+        self.send({"done": {"warnings": [self.cut(w) for w in batch.warnings], "fallbacks": batch.fallbacks}})
 
 
 class Batch:
@@ -90,7 +106,7 @@ class Batch:
 
     def record(self, index: int, label: str | None = None, probs: list | None = None, error: str | None = None
                ) -> None:
-        self.items.append([index, label, None if probs is None else probs.tolist(), error])
+        self.items.append([index, label, None if probs is None else probs.tolist(), self.runner.cut(error)])
 
     def flush(self) -> None:
         if self.items:
@@ -226,8 +242,6 @@ def main(requests: Connection, argv: list[str]) -> None:
 def _die_with_supervisor() -> None:
     """Linux: SIGKILL this process if the supervisor dies first (killed by the platform's own time limit)."""
     try:
-        import ctypes
-
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
     except (OSError, AttributeError):
         pass

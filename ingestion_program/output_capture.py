@@ -1,22 +1,25 @@
 """Drains everything the model's process prints (stdout and stderr, its children's too) into a size-capped log."""
 import os
+import shutil
+import tempfile
 import threading
-from pathlib import Path
+from typing import BinaryIO
 
 NOTE = "\n[ingestion] log truncated: the submission printed {total} bytes, only the first {kept} are kept\n"
 
 
 class CappedLog:
-    """A pipe whose write end is the model process's stdout and stderr; a thread copies it into `path` up to
-    `cap_bytes` and keeps reading (and counting) after the cap, so a model printing gigabytes never blocks."""
+    """A pipe whose write end is the model process's stdout and stderr; a thread copies it into a file with no name
+    (an unlinked temporary file) up to `cap_bytes` and keeps reading (and counting) after the cap, so a model printing
+    gigabytes never blocks. Nothing of it sits at a path the model could find, replace or write to: the log reaches
+    the output folder only when the supervisor copies it there (copy_to) after the model's processes are gone."""
 
-    def __init__(self, path: Path, cap_bytes: int):
-        self.path = Path(path)
+    def __init__(self, cap_bytes: int):
         self.cap_bytes = cap_bytes
         self.total_bytes = 0
         self.kept_bytes = 0
         self._read_fd, self.write_fd = os.pipe()
-        self._log = open(self.path, "wb")
+        self._log = tempfile.TemporaryFile()  # O_TMPFILE on Linux: it never has a name
         self._reader = threading.Thread(target=self._drain, name="submission-output", daemon=True)
         self._reader.start()
 
@@ -40,9 +43,14 @@ class CappedLog:
             self.write_fd = None
 
     def stop(self, wait_seconds: float = 5.0) -> None:
-        """Wait for the reader to see the end of the pipe (every writer gone), then close the log."""
+        """Wait for the reader to see the end of the pipe (every writer gone); note a truncation at the end."""
         self.close_writer()
         self._reader.join(wait_seconds)
         if self.truncated:
             self._log.write(NOTE.format(total=self.total_bytes, kept=self.kept_bytes).encode())
+
+    def copy_to(self, target: BinaryIO) -> None:
+        """Write the log into target (a file the supervisor opened), then discard it."""
+        self._log.seek(0)
+        shutil.copyfileobj(self._log, target)
         self._log.close()

@@ -1,26 +1,36 @@
-"""Writes predictions.csv and run_report.json, each atomically (never half a file, even on a watchdog exit)."""
+"""Writes predictions.csv, submission_output.log and run_report.json into the output folder, following nothing the
+submission may have left there, then removes whatever else it left.
+
+The folder is reached through one descriptor opened without following links; each output is written to a fresh
+file (O_CREAT | O_EXCL | O_NOFOLLOW: never an existing file, link or FIFO) that then replaces its name atomically, so
+a reader never sees half a file. Only after the last write are foreign entries removed: anything that was not there
+before the run, and any link, FIFO, socket or device wherever it is. All of it runs once the model's processes are
+gone, so nothing changes the folder meanwhile.
+"""
 import csv
 import io
 import json
 import os
+import secrets
 import shutil
+import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from challenge_labels import CLASSES, SETS
+
 PREDICTIONS = "predictions.csv"
 RUN_REPORT = "run_report.json"
 SUBMISSION_LOG = "submission_output.log"
+OUTPUT_NAMES = (PREDICTIONS, SUBMISSION_LOG, RUN_REPORT)
+FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_DEPTH = 32  # folder levels the clean-up looks into; a deeper entry goes with its foreign ancestor
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8", newline="")
-    os.replace(partial, path)
-
-
-def write_predictions(path: Path, results: dict[tuple[str, str], tuple]) -> bool:
-    """results: {(set, image_id): (label, probabilities or None)}. Returns whether probability columns were written.
+def predictions_text(results: dict[tuple[str, str], tuple]) -> tuple[str, bool]:
+    """(predictions.csv's text, whether it has probability columns) for {(set, image_id): (label, probs or None)}.
 
     Rows sorted by set (pristine, degraded) then image_id; probabilities as %.6f. Probability columns only when
     every prediction gave probabilities: a mix would leave empty cells, so then labels only are written.
@@ -32,44 +42,145 @@ def write_predictions(path: Path, results: dict[tuple[str, str], tuple]) -> bool
     for set_name, image_id in sorted(results, key=lambda key: (SETS.index(key[0]), key[1])):
         label, probs = results[set_name, image_id]
         writer.writerow([image_id, set_name, label] + (["%.6f" % p for p in probs] if with_probs else []))
-    write_atomically(path, buffer.getvalue())
-    return with_probs
+    return buffer.getvalue(), with_probs
 
 
-def write_report(path: Path, report: dict) -> None:
-    write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+def report_text(report: dict) -> str:
+    return json.dumps(report, indent=2, allow_nan=False) + "\n"
 
 
-def snapshot(folder: Path) -> set[str]:
-    """Relative paths of everything under folder (symlinks listed, never followed)."""
-    found = set()
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            found.add(os.path.relpath(os.path.join(root, name), folder))
+class OutputFolder:
+    """The output folder of one run: prepare() before the model starts, then foreign(), write() and clean_up() once
+    its processes are gone."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.before: dict[str, str] = {}
+        self.replaced = False  # the folder was gone, or no longer a folder, after prepare(): it was made again
+
+    def prepare(self) -> None:
+        """Create the folder, remove a previous run's outputs (whatever they are now: a file, a folder, a link) and
+        remember what else is there: the clean-up keeps it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self._opened() as folder:
+            for name in OUTPUT_NAMES:
+                _remove(folder, name)
+            self.before = _entries(folder)
+        self.replaced = False
+
+    def foreign(self) -> list[str]:
+        """What the submission left (before the outputs are written): files that were not there before the run,
+        every link, FIFO, socket or device, and new folders ('name/') with nothing of that kind inside; sorted."""
+        with self._opened() as folder:
+            now = _entries(folder)
+        paths = _foreign(now, self.before, ())
+        listed = [path for path in paths if now[path] != "folder"]
+        listed += [f"{path}/" for path in paths
+                   if now[path] == "folder" and not any(_under(other, path) for other in paths)]
+        return sorted(listed)
+
+    def write(self, name: str, fill: Callable[[BinaryIO], None]) -> None:
+        """Write one output: `fill` writes the content into a fresh file, which then takes the name."""
+        with self._opened() as folder:
+            partial = f".{name}.{secrets.token_hex(8)}.partial"
+            with os.fdopen(os.open(partial, NEW_FILE_FLAGS, 0o666, dir_fd=folder), "wb") as handle:
+                fill(handle)
+            _remove_folder(folder, name)  # os.replace takes the place of a file, a link or a FIFO, not of a folder
+            os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+    def write_text(self, name: str, text: str) -> None:
+        self.write(name, lambda handle: handle.write(text.encode("utf-8")))
+
+    def clean_up(self) -> list[str]:
+        """After the last write: remove every foreign entry (the outputs just written aside); returns the ones that
+        could not be removed."""
+        failed = []
+        with self._opened() as folder:
+            now = _entries(folder)
+            paths = _foreign(now, self.before, OUTPUT_NAMES)
+            folders = [path for path in paths if now[path] == "folder"]
+            for path in paths:
+                if any(_under(path, other) for other in folders):
+                    continue  # removed with its folder
+                try:
+                    _remove(folder, path)
+                except (OSError, RecursionError):
+                    failed.append(path)
+        return failed
+
+    def _opened(self) -> "_Descriptor":
+        """The folder's descriptor, never through a link. When the path is gone, or no longer a folder (the submission
+        replaced it), what is there is removed and a new folder made."""
+        try:
+            return _Descriptor(os.open(self.path, FOLDER_FLAGS))
+        except FileNotFoundError:
+            pass
+        except OSError:  # a link (ELOOP) or another kind of file (ENOTDIR)
+            self.path.unlink()
+        self.replaced = True
+        self.path.mkdir(parents=True, exist_ok=True)
+        return _Descriptor(os.open(self.path, FOLDER_FLAGS))
+
+
+class _Descriptor(int):
+    """A folder descriptor usable as `with`, closed on exit."""
+
+    def __enter__(self) -> int:
+        return self
+
+    def __exit__(self, *_) -> None:
+        os.close(self)
+
+
+def _kind(folder: int, relative: str) -> str | None:
+    """'file', 'folder' or 'other' (a link, FIFO, socket, device) for the entry, never followed; None when absent."""
+    try:
+        mode = os.stat(relative, dir_fd=folder, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return None
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def _entries(folder: int, prefix: str = "", depth: int = 0) -> dict[str, str]:
+    """{relative path: kind} of everything under the folder (down to MAX_DEPTH), links never followed."""
+    found = {}
+    with os.scandir(folder) as listing:
+        names = [entry.name for entry in listing]
+    for name in names:
+        kind = _kind(folder, name)
+        if kind is None:
+            continue
+        found[prefix + name] = kind
+        if kind == "folder" and depth < MAX_DEPTH:
+            try:
+                inner = os.open(name, FOLDER_FLAGS, dir_fd=folder)
+            except OSError:
+                continue
+            with _Descriptor(inner):
+                found.update(_entries(inner, f"{prefix}{name}/", depth + 1))
     return found
 
 
-def remove_foreign(folder: Path, before: set[str]) -> list[str]:
-    """Remove every symlink, and everything that was not there before the run, from folder; the removed paths.
-
-    Runs once the model's processes are gone, before the final write: nothing the submission left (a forged
-    predictions file, a `metadata` file the worker would refuse, a link to a system file) is handed on.
-    """
-    removed = []
-    for root, dirs, files in os.walk(folder):
-        for name in sorted(dirs + files):
-            path = Path(root) / name
-            relative = os.path.relpath(path, folder)
-            if path.is_symlink() or relative not in before or not (path.is_file() or path.is_dir()):
-                removed += _remove(path, relative)
-        dirs[:] = [d for d in dirs if (Path(root) / d).is_dir() and not (Path(root) / d).is_symlink()]
-    return sorted(removed)
+def _foreign(now: dict[str, str], before: dict[str, str], ours: tuple[str, ...]) -> list[str]:
+    """Paths of `now` that are foreign: a link, FIFO, socket or device, or an entry `before` did not have (with this
+    kind), unless it is one of `ours` as a regular file."""
+    return [path for path, kind in now.items()
+            if kind == "other" or (before.get(path) != kind and not (path in ours and kind == "file"))]
 
 
-def _remove(path: Path, relative: str) -> list[str]:
-    if path.is_dir() and not path.is_symlink():
-        inside = [os.path.join(relative, p) for p in snapshot(path) if not (path / p).is_dir() or (path / p).is_symlink()]
-        shutil.rmtree(path, ignore_errors=True)
-        return inside or [relative + "/"]
-    path.unlink(missing_ok=True)
-    return [relative]
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(f"{folder}/")
+
+
+def _remove_folder(folder: int, name: str) -> None:
+    if _kind(folder, name) == "folder":
+        shutil.rmtree(name, dir_fd=folder)
+
+
+def _remove(folder: int, relative: str) -> None:
+    """Remove the entry, whatever it is (a folder with everything in it); a link is removed, never followed."""
+    kind = _kind(folder, relative)
+    if kind == "folder":
+        shutil.rmtree(relative, dir_fd=folder)
+    elif kind is not None:
+        os.unlink(relative, dir_fd=folder)

@@ -1,12 +1,21 @@
-"""Finds and kills every process a submission started, including the ones that left its session (Linux /proc)."""
+"""Finds every process a submission started, including the ones that left its session, and kills them (Linux /proc).
+
+As PID 1 of its namespace (the competition container; locally pid_namespace.py) the supervisor kills them all with
+one kill(-1), which nothing outruns. Elsewhere, freeze then kill: every process found is stopped (SIGSTOP) and the
+tree scanned again until a scan finds none still running, then all are killed. A stopped process cannot fork, and
+its process group is stopped with it, so a process forking in a loop is caught; one whose every child also leaves
+the group (setsid) and its parent faster than a scan of /proc can stay ahead: only PID 1's kill(-1) is sure of it.
+"""
 import ctypes
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
-KILL_ROUNDS = 50
+FREEZE_SECONDS = 5.0  # a process in uninterruptible sleep stops only when it wakes: past this it is killed as it is
+STOPPED_STATES = ("T", "t", "Z", "X")  # stopped, traced, zombie, dead: none of them can start a process
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -40,15 +49,23 @@ def kill_group(process_group: int) -> None:
         pass
 
 
-def descendants(root: int) -> list[int]:
-    """Process ids below `root` in the process tree, from /proc (empty where /proc is absent)."""
-    children: dict[int, list[int]] = {}
+def process_states() -> dict[int, tuple[int, str, int]]:
+    """{pid: (parent pid, state letter, process group)} of every process in /proc (empty where /proc is absent)."""
+    states = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat_fields(int(stat.parent.name))
-        except OSError:  # the process ended meanwhile
+        except (OSError, IndexError):  # the process ended meanwhile
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        states[int(stat.parent.name)] = (int(fields[1]), fields[0], int(fields[2]))
+    return states
+
+
+def descendants(root: int, states: dict[int, tuple[int, str, int]] | None = None) -> list[int]:
+    """Process ids below `root` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, *_) in (process_states() if states is None else states).items():
+        children.setdefault(parent, []).append(pid)
     found, queue = [], list(children.get(root, []))
     while queue:
         pid = queue.pop()
@@ -57,42 +74,79 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_all_descendants(process_group: int | None = None, spare: frozenset[int] = frozenset()) -> int:
-    """SIGKILL the child's process group and every descendant of this process (except `spare`, the ones that
-    existed before the child started) until none is left; reap them. Returns how many were killed.
+def freeze_and_kill(find: Callable[[dict[int, tuple[int, str, int]]], list[int]],
+                    unreaped: frozenset[int] = frozenset()) -> set[int]:
+    """Stop every process find(process_states()) names until a scan finds none of them still running, then SIGKILL
+    them all and reap the ones that are this process's children (but `unreaped`: a child whose exit status its Popen
+    collects). Returns the pids killed (zombies found on the way are reaped, not counted).
 
-    Processes forking while being killed are caught by the next round.
+    Each is stopped with its whole process group too (not this process's own): the kernel signals a group at once,
+    a child being forked into it included, so a process forking in a loop within its group is caught in one round.
     """
-    if process_group is not None:
-        kill_group(process_group)
-    killed = set()
-    for _ in range(KILL_ROUNDS):
-        alive = [pid for pid in descendants(os.getpid()) if pid not in spare and not _is_zombie(pid)]
-        if not alive:
+    frozen, zombies, groups = set(), set(), set()
+    deadline = time.monotonic() + FREEZE_SECONDS
+    while True:
+        states = process_states()
+        found = [pid for pid in find(states) if pid in states]
+        running = [pid for pid in found if states[pid][1] not in STOPPED_STATES]
+        zombies.update(pid for pid in found if states[pid][1] in ("Z", "X"))
+        frozen.update(pid for pid in found if pid not in zombies)
+        groups.update(states[pid][2] for pid in found if states[pid][2] > 0 and states[pid][2] != os.getpgrp())
+        if not running or time.monotonic() > deadline:
             break
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except ProcessLookupError:
-                pass
-        _reap(killed)
-        time.sleep(0.01)
-    _reap(killed)
-    return len(killed)
+        for pid in running:
+            _signal(pid, signal.SIGSTOP)
+        for group in groups:
+            _signal(-group, signal.SIGSTOP)
+        time.sleep(0.001)  # let the stops land before the next scan
+    for group in groups:
+        _signal(-group, signal.SIGKILL)
+    for pid in frozen:
+        _signal(pid, signal.SIGKILL)
+    _reap((frozen | zombies) - unreaped)
+    return frozen
 
 
-def _is_zombie(pid: int) -> bool:
+def kill_descendants(spare: frozenset[int] = frozenset(), unreaped: frozenset[int] = frozenset()) -> set[int]:
+    """Kill every descendant of this process but `spare` (the ones there before the submission started) and reap
+    them (but `unreaped`); returns the pids killed.
+
+    This process reaps its orphaned descendants (guard_supervisor), so whatever the submission started is below it
+    however it detached. As PID 1 (of the competition container; locally of its own namespace, pid_namespace.py) it
+    sends one kill(-1, SIGKILL): the kernel delivers it to every other process of the namespace at once, a process
+    forking meanwhile and its child included, so not even one that takes a new pid every few microseconds outruns
+    it. That is safe there: every other process of the namespace belongs to the prediction step (the worker's second
+    container, when there is one, is another namespace), and the step's end would kill them all anyway, only later
+    than the outputs are written. Anywhere else, freeze_and_kill.
+    """
+    if os.getpid() != 1 or spare:
+        return freeze_and_kill(lambda states: [pid for pid in descendants(os.getpid(), states) if pid not in spare],
+                               unreaped)
+    states = process_states()
+    found = {pid for pid in descendants(1, states) if pid not in spare}
+    _signal(-1, signal.SIGKILL)
+    _reap(found - unreaped)
+    return {pid for pid in found if states[pid][1] not in ("Z", "X")}
+
+
+def _signal(pid: int, number: int) -> None:
+    """os.kill, where a process already gone (or not ours) is no error."""
     try:
-        return stat_fields(pid)[0] == "Z"
-    except OSError:
-        return True
+        os.kill(pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _reap(pids: set[int]) -> None:
-    """Collect the exit status of the killed processes that became this process's children (subreaper)."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child, or already reaped
-            pass
+    """Collect the exit status of the killed processes that became this process's children (it is their reaper)."""
+    deadline = time.monotonic() + FREEZE_SECONDS
+    waiting = set(pids)
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    waiting.discard(pid)
+            except ChildProcessError:  # not our child (its own parent reaps it), or already reaped
+                waiting.discard(pid)
+        if waiting:
+            time.sleep(0.001)

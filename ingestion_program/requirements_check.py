@@ -7,7 +7,6 @@ model.py). pages/starting_kit.md lists the image's packages and repeats this adv
 """
 import re
 from importlib import metadata
-from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -41,14 +40,14 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
-def check_requirements(path: Path) -> list[dict]:
-    """One dict per requirement line: line, text, name, status, detail. Never raises on an odd line.
+def check_requirements(text: str) -> list[dict]:
+    """One dict per line of requirements.txt's text: line, text, name, status, detail. Never raises on an odd line.
 
     Status: satisfied | missing | version_mismatch | not_needed (marker false here) | invalid | unsupported.
     Only reads: whatever the status, nothing is installed or changed.
     """
     entries = []
-    for number, text in logical_lines(Path(path).read_text(encoding="utf-8", errors="replace")):
+    for number, text in logical_lines(text):
         entry = {"line": number, "text": text, "name": None, "status": "", "detail": ""}
         entries.append(entry)
         if text.startswith("-"):
@@ -59,8 +58,16 @@ def check_requirements(path: Path) -> list[dict]:
         except InvalidRequirement as exc:
             entry.update(status="invalid", detail=str(exc).splitlines()[0])
             continue
+        except RecursionError:  # packaging's parser recurses once per parenthesis
+            entry.update(status="invalid", detail="nested too deeply to be read")
+            continue
         entry["name"] = canonicalize_name(requirement.name)
-        if requirement.marker is not None and not requirement.marker.evaluate():
+        try:
+            needed = requirement.marker is None or requirement.marker.evaluate()
+        except (ValueError, RecursionError) as exc:  # e.g. UndefinedComparison: `python_version ~= "3"`
+            entry.update(status="invalid", detail=f"marker '{requirement.marker}' cannot be evaluated ({exc})")
+            continue
+        if not needed:
             entry.update(status="not_needed", detail=f"marker '{requirement.marker}' is false here")
             continue
         entry.update(_installed_status(requirement))

@@ -3,12 +3,50 @@
 Field names are a contract (the scorer, the pages, participants' own scripts read them): fields may be added,
 never renamed. scoring_program/run_report.py is a byte-for-byte copy (each program folder is self-contained;
 tests/test_ingestion_units.py compares them). Every field but `status` has a default, so a report written by an
-older version, or by hand in a test, still reads. The report owns the speed formula (images_per_second) and the
-cap on its error list (errors_shown), so the supervisor and the scorer never spell either twice.
+older version, or by hand in a test, still reads. The report owns the speed formula (images_per_second), the
+caps on its lists (errors_shown, WARNINGS_SHOWN) and on its texts (TEXT_CAP, clean_text), so the supervisor and
+the scorer never spell them twice.
 """
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 ERRORS_SHOWN = 100
+WARNINGS_SHOWN = 20
+OUTPUT_FILES_SHOWN = 50  # unexpected_output_files
+TEXT_CAP = 2_000  # characters of any one text of the report (a reason, an error, a warning, a path, ...)
+TRACEBACK_CAP = 8_000  # characters of the participant's traceback tail
+# Terminal escape sequences (CSI, OSC, DCS and the like) are removed whole, so no parameter is left behind; then
+# every other control character and the invisible Unicode formatting ones (bidirectional overrides, zero widths).
+ESCAPE_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?"
+                              r"|\x9b[0-?]*[ -/]*[@-~]?")
+INVISIBLE = "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+LINE_BREAKS = re.compile("[\t\n\r\x0b\x0c]+")
+CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{INVISIBLE}]")
+CONTROLS_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{INVISIBLE}]")
+
+
+def clean_text(text: str, cap: int = TEXT_CAP, keep_newlines: bool = False) -> str:
+    """`text` fit for a console and a web page: escape sequences and control characters removed (line breaks become
+    spaces unless keep_newlines), at most `cap` characters kept, then a note saying it was cut."""
+    head = text[:2 * cap]  # cleaning only shortens a text: nothing past this can be kept
+    if keep_newlines:
+        head = CONTROLS_BUT_NEWLINE.sub("", ESCAPE_SEQUENCES.sub("", head.replace("\r\n", "\n").replace("\t", " ")))
+    else:
+        head = CONTROLS.sub("", LINE_BREAKS.sub(" ", ESCAPE_SEQUENCES.sub("", head)))
+    if len(text) > 2 * cap or len(head) > cap:
+        head = f"{head[:cap]} [... cut: more than {cap:,} characters]"
+    return head
+
+
+def _cleaned(value: object, cap: int, keep_newlines: bool = False) -> object:
+    """Every text inside value (dict keys and values, list items) through clean_text."""
+    if isinstance(value, str):
+        return clean_text(value, cap, keep_newlines)
+    if isinstance(value, list):
+        return [_cleaned(item, cap) for item in value]
+    if isinstance(value, dict):
+        return {_cleaned(key, cap): _cleaned(item, cap) for key, item in value.items()}
+    return value
 
 
 def images_per_second(images: int, seconds: float) -> float:
@@ -67,6 +105,18 @@ class RunReport:
     torch_version: str | None = None
     platform: str | None = None
     cpu_count: int | None = None
+
+    def __post_init__(self) -> None:
+        """Whoever builds the record (the supervisor, or the scorer from a file), its texts are clean and capped and
+        its lists cut at their caps: nothing that reaches a console or a page carries control sequences or megabytes."""
+        for item in fields(self):
+            traceback = item.name == "traceback"
+            value = _cleaned(getattr(self, item.name), TRACEBACK_CAP if traceback else TEXT_CAP, traceback)
+            object.__setattr__(self, item.name, value)
+        for name, cap in (("errors", ERRORS_SHOWN), ("warnings", WARNINGS_SHOWN),
+                          ("unexpected_output_files", OUTPUT_FILES_SHOWN)):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, getattr(self, name)[:cap])
 
     @property
     def errors_complete(self) -> bool:

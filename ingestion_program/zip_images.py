@@ -1,5 +1,6 @@
 """Lists the test images inside an input zip and decodes them to RGB, ahead of the model, in a thread pool."""
 import io
+import os
 import threading
 import zipfile
 from collections import deque
@@ -12,11 +13,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from regular_files import NotRegularFile, open_regular, reader
+
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 class InputDataError(Exception):
-    """The organizer's input data is unusable (missing, not a zip, empty, duplicate image ids)."""
+    """The organizer's input data is unusable (missing, not a file, not a zip, empty, duplicate image ids)."""
 
 
 @dataclass(frozen=True)
@@ -26,19 +29,40 @@ class ImageEntry:
     member: str  # the entry's name inside the zip
 
 
-def list_images(zip_path: Path, set_name: str) -> list[ImageEntry]:
+class InputZip:
+    """One input zip, opened once as a regular file (regular_files.py) before the model's process starts: whatever
+    later happens to its name (a FIFO, a link or a folder put in its place), the supervisor reads the file it opened."""
+
+    def __init__(self, zip_path: Path):
+        self.path = Path(zip_path)
+        try:
+            self.fd = open_regular(self.path)
+        except FileNotFoundError:
+            raise InputDataError(f"input zip not found: {self.path}") from None
+        except OSError as error:
+            detail = str(error) if isinstance(error, NotRegularFile) else f"{self.path}: {error.strerror}"
+            raise InputDataError(f"input zip unusable: {detail}; the input data must hold the zips themselves"
+                                 ) from None
+
+    def archive(self) -> zipfile.ZipFile:
+        """A ZipFile of its own over the opened file (one per thread: each reads at its own position)."""
+        return zipfile.ZipFile(reader(self.fd))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def list_images(source: InputZip, set_name: str) -> list[ImageEntry]:
     """Entries sorted by image id (the file stem); skips folders, `__MACOSX/` and dotfiles.
 
     Every other entry is treated as an image, so a file that is not one becomes a recorded per-image
     error instead of disappearing. Subfolders are allowed; two entries with the same stem are an error.
     """
-    zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        raise InputDataError(f"input zip not found: {zip_path}")
+    zip_path = source.path
     try:
-        with zipfile.ZipFile(zip_path) as archive:
+        with source.archive() as archive:
             names = archive.namelist()
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise InputDataError(f"{zip_path} is not a valid zip file ({exc})") from None
     members_by_id = {}
     for name in names:
@@ -78,8 +102,8 @@ def decode(data: bytes) -> Image.Image:
 class ZipReader:
     """One zip handle per thread, so pool threads read members at the same time without sharing a file position."""
 
-    def __init__(self, zip_path: Path) -> None:
-        self.zip_path = Path(zip_path)
+    def __init__(self, source: InputZip) -> None:
+        self.source = source
         self._local = threading.local()
         self._handles = []
         self._lock = threading.Lock()
@@ -87,7 +111,7 @@ class ZipReader:
     def read(self, member: str) -> bytes:
         archive = getattr(self._local, "archive", None)
         if archive is None:
-            archive = self._local.archive = zipfile.ZipFile(self.zip_path)
+            archive = self._local.archive = self.source.archive()
             with self._lock:
                 self._handles.append(archive)
         return archive.read(member)

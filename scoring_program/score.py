@@ -16,8 +16,9 @@ from pathlib import Path
 
 from prediction_file import NO_FAILURES, read_predictions
 from reference_file import read_reference
-from report_reader import images_per_second, load_run_report, predict_failures, worker_elapsed_seconds
-from run_report import RunReport
+from report_reader import (check_submission_program, images_per_second, load_run_report, predict_failures,
+                           read_worker_metadata, worker_elapsed_seconds)
+from run_report import TEXT_CAP, RunReport, clean_text
 from scoring_errors import ScoringError, SubmissionOutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,12 +36,15 @@ def score(res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None
 
 
 def read_run(res_dir: Path, out_dir: Path) -> RunReport | None:
-    """Remove out_dir's stale outputs, then read res_dir's run report (None when absent).
+    """Remove out_dir's stale outputs, refuse a prediction step in which the submission's own program ran, then read
+    res_dir's run report (None when absent).
 
-    In that order: a stale file from an earlier local run must not survive a failure, the report's included.
+    In that order: a stale file from an earlier local run must not survive a failure, the report's included, and
+    a report such a program could have rewritten is never read.
     """
     for name in OUTPUT_FILES:
         (Path(out_dir) / name).unlink(missing_ok=True)
+    check_submission_program(read_worker_metadata(Path(res_dir) / WORKER_METADATA))
     return load_run_report(Path(res_dir) / "run_report.json")
 
 
@@ -56,7 +60,8 @@ def score_run(report: RunReport | None, res_dir: Path, ref_dir: Path, out_dir: P
             "(it writes the report last, also when it fails), so the predictions cannot be trusted"
         )
     table = read_predictions(predictions_path, reference, predict_failures(report) if report else NO_FAILURES)
-    speed = images_per_second(report, len(reference), worker_elapsed_seconds(res_dir / WORKER_METADATA))
+    worker_seconds = worker_elapsed_seconds(read_worker_metadata(res_dir / WORKER_METADATA), report)
+    speed = images_per_second(report, len(reference), worker_seconds)
 
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_dir = args.input / "ref"
         scores = score_run(report, res_dir, ref_dir, out_dir, n_boot=args.bootstrap)
     except ScoringError as err:
-        print(f"{err.kind}: {err}", file=sys.stderr)
+        print(f"{err.kind}: {clean_text(str(err), 2 * TEXT_CAP)}", file=sys.stderr)
         return 1
     print(f"Wrote {out_dir / 'scores.json'} and {out_dir / 'detailed_results.html'}")
     print("Leaderboard row:")

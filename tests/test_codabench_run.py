@@ -8,7 +8,6 @@ Each layer is tested on its own: the process layer with `--sandbox off`, the pri
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from bundle_copies import copy_bundle
 from codabench_run import (CHILD_FAILED_MESSAGE, RunSetupError, effective_time_limit, run_submission,
                            worker_command)
 from leaderboard_scores import LEADERBOARD_KEYS
+from test_supervisor_attacks import ODD_ZIPS, kill_named, processes_named
 
 REPO = Path(__file__).resolve().parents[1]
 EMULATOR = REPO / "tools" / "codabench_run.py"
@@ -51,25 +51,18 @@ def _submission(folder: Path, model_source: str) -> Path:
     return folder
 
 
-def _run_emulator(root: Path, submission: Path, workdir: Path, sandbox: str) -> subprocess.CompletedProcess:
+def _run_emulator(root: Path, submission: Path, workdir: Path, sandbox: str,
+                  timeout: int = 600) -> subprocess.CompletedProcess:
     """tools/codabench_run.py run from inside root, with root's own .venv interpreter and PWD."""
     python = root / ".venv" / "bin" / Path(sys.executable).name
     env = {**os.environ, "PWD": str(root)}
     return subprocess.run([str(python), str(EMULATOR), str(submission), "--root", str(root), "--workdir",
                            str(workdir), "--time-limit", "300", "--sandbox", sandbox],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _scores(workdir: Path) -> dict:
     return json.loads((workdir / "scoring" / "output" / "scores.json").read_text())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_worker_command_maps_app_paths():
@@ -116,18 +109,52 @@ def test_temp_folder_is_removed_unless_kept(bundle_root, tmp_path, monkeypatch):
     assert "[ingestion]" in result.prediction.stderr_text()  # the logs outlive the folder
 
 
-def test_a_submission_metadata_command_runs_beside_the_ingestion(bundle_root, tmp_path):
-    """The worker runs a submission that has a metadata command as a second container of the prediction step."""
-    submission = _submission(tmp_path / "sub", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
-    (submission / "metadata").write_text("command: python3 /app/program/extra.py /app/output\n")
-    (submission / "extra.py").write_text("import sys\nopen(sys.argv[1] + '/extra.txt', 'w').write('hi')\n")
-    result = run_submission(submission, "eval", bundle_root, keep=True)
-    assert result.status == "Finished" and result.workdir.is_dir(), result.reason
-    metadata = yaml.safe_load((result.workdir / "prediction" / "output" / "metadata").read_text())
-    assert metadata["exitCode"] == 0 and metadata["ingestionExitCode"] == 0
-    assert (result.workdir / "scoring" / "input" / "res" / "extra.txt").read_text() == "hi"
-    assert any("runs it beside the ingestion program" in note for note in result.notes)
-    shutil.rmtree(result.workdir)
+FAILING_MODEL = """
+class Model:
+    def predict(self, image):
+        if round(image.getpixel((4, 4))[0] / 20) % 3 == 0:
+            raise ValueError("one in three")
+        return "SNE"
+"""
+OWN_PROGRAM = """
+import json, os, sys, time
+from pathlib import Path
+
+out = Path(sys.argv[1])  # the prediction output, which the ingestion program writes too
+deadline = time.time() + 120
+while not (out / "run_report.json").is_file() and time.time() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)
+report = json.loads((out / "run_report.json").read_text())
+report.update(status="ok", reason=None, errors=[], errors_total=0)
+for figures in report["sets"].values():
+    figures.update(errors=0, seconds=1e-6)
+(out / "run_report.json").write_text(json.dumps(report))
+(out / "leak.csv").symlink_to(sys.argv[2])
+os.mkfifo(out / "pipe")
+"""
+
+
+def test_a_prediction_step_where_the_submissions_own_program_ran_is_refused(repository, tmp_path):
+    """The worker runs a submission whose metadata has a command beside the ingestion program, both writing the
+    output: that program rewrites the failed run's report after the supervisor and leaves a link and a FIFO. The
+    emulator follows neither, and the scorer refuses the step on the worker's own metadata (exitCode is the
+    program's)."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("image_id,set,label\n")
+    submission = _submission(tmp_path / "sub", FAILING_MODEL)
+    (submission / "metadata").write_text(f"command: python3 /app/program/extra.py /app/output {secret}\n")
+    (submission / "extra.py").write_text(OWN_PROGRAM)
+    completed = _run_emulator(repository, submission, tmp_path / "run", "auto", timeout=300)
+    assert "status: Failed (Child task failed or non-zero return code)" in completed.stdout, completed.stdout
+    assert ("Submission error: the worker's metadata file shows that the submission's own program ran beside the "
+            "ingestion program (exitCode 0, elapsedTime ") in completed.stderr, completed.stderr
+    metadata = yaml.safe_load((tmp_path / "run" / "prediction" / "output" / "metadata").read_text())
+    assert metadata["exitCode"] == 0 and metadata["elapsedTime"] != metadata["ingestionElapsedTime"]
+    staged = tmp_path / "run" / "scoring" / "input" / "res"
+    assert not (staged / "leak.csv").exists() and not (staged / "pipe").exists()
+    assert "links and special files in the prediction output were left out" in completed.stdout
+    assert not (tmp_path / "run" / "scoring" / "output" / "scores.json").exists()
 
 
 def test_submission_without_metadata_is_copied_into_the_output(bundle_root, tmp_path):
@@ -139,6 +166,28 @@ def test_submission_without_metadata_is_copied_into_the_output(bundle_root, tmp_
     assert result.status == "Finished", result.reason
     assert (tmp_path / "run" / "scoring" / "input" / "res" / "weights.bin").is_file()
     assert any("no `metadata` file" in note for note in result.notes)
+
+
+def test_a_folder_named_like_an_output_file_in_a_submission_without_metadata_runs(bundle_root, tmp_path):
+    """Copied whole into the prediction output, the submission's folder predictions.csv/ must not stop the run."""
+    submission = tmp_path / "sub"
+    (submission / "predictions.csv").mkdir(parents=True)
+    (submission / "predictions.csv" / "notes.txt").write_text("mine")
+    (submission / "model.py").write_text("class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run")
+    assert result.status == "Finished", (result.reason, result.prediction.stderr_text()[-2000:])
+    assert (tmp_path / "run" / "scoring" / "input" / "res" / "predictions.csv").is_file()
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "a file and a folder", "unknown method"])
+def test_a_zip_the_worker_cannot_unpack_is_one_line(bundle_root, tmp_path, kind):
+    """Every unpack problem is named, never a traceback (test_supervisor_attacks.py has each kind on the dry run)."""
+    build, problem = ODD_ZIPS[kind]
+    archive = build(tmp_path / "submission.zip")
+    completed = subprocess.run([sys.executable, str(EMULATOR), str(archive), "--root", str(bundle_root)],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr
+    assert f"status: Failed (the submission zip {archive} {problem}" in completed.stdout, completed.stdout
 
 
 def test_not_a_zip_is_one_line(bundle_root, tmp_path):
@@ -244,7 +293,7 @@ def test_a_model_finds_no_reference_from_pwd_executable_parent_or_its_folder(rep
 
 
 SETSID_CHILD_MODEL = '''
-import csv, os, time
+import csv, ctypes, os, time
 from pathlib import Path
 
 
@@ -253,7 +302,8 @@ class Model:
         scoring_input = Path(__file__).resolve().parents[2] / "scoring" / "input"
         if os.fork() == 0:
             os.setsid()
-            Path(PID_FILE).write_text(str(os.getpid()))
+            ctypes.CDLL(None).prctl(15, NAME.encode(), 0, 0, 0)  # PR_SET_NAME: the test finds it by this name
+            Path(STARTED_FILE).write_text(NAME)
             deadline = time.time() + 120
             while time.time() < deadline:
                 reference = scoring_input / "ref" / "reference.csv"
@@ -272,15 +322,16 @@ class Model:
 
 
 def test_a_setsid_child_is_killed_before_the_reference_is_staged(repository, tmp_path):
-    pid_file = tmp_path / "child.pid"
-    submission = _submission(tmp_path / "setsid", f"PID_FILE = {str(pid_file)!r}\n" + SETSID_CHILD_MODEL)
+    started, name = tmp_path / "child.started", f"wbc{secrets.token_hex(5)}"
+    submission = _submission(tmp_path / "setsid",
+                             f"STARTED_FILE = {str(started)!r}\nNAME = {name!r}\n" + SETSID_CHILD_MODEL)
     completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     # Two layers: the ingestion supervisor kills what the model started; the emulator kills what is still left.
     report = json.loads((tmp_path / "run" / "prediction" / "output" / "run_report.json").read_text())
     assert ("left over from the prediction step" in completed.stdout
             or "1 process the submission started was still running; killed" in report["warnings"])
-    assert not _alive(int(pid_file.read_text()))
+    assert started.read_text() == name and not processes_named(name)
     assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
 
 
@@ -290,9 +341,10 @@ from pathlib import Path
 
 # Run outside every trace the emulator looks for: no environment, cwd /, no path in its arguments or open files.
 WAITER = """
-import csv, os, sys, time
-target, pid_file = sys.stdin.read().split("\\\\n")[:2]
-open(pid_file, "w").write(str(os.getpid()))
+import csv, ctypes, os, sys, time
+target, started, name = sys.stdin.read().split("\\\\n")[:3]
+ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)
+open(started, "w").write(name)
 deadline = time.time() + 120
 while time.time() < deadline:
     if os.path.isfile(target + "/ref/reference.csv"):
@@ -311,7 +363,7 @@ class Model:
         target = str(Path(__file__).resolve().parents[2] / "scoring" / "input")
         waiter = subprocess.Popen([sys._base_executable, "-c", WAITER], env={}, cwd="/", stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        waiter.stdin.write(f"{target}\\n{PID_FILE}\\n".encode())
+        waiter.stdin.write(f"{target}\\n{STARTED_FILE}\\n{NAME}\\n".encode())
         waiter.stdin.close()
 
     def predict(self, image):
@@ -321,20 +373,17 @@ class Model:
 
 def test_an_escaped_process_that_rewrites_the_predictions_is_a_named_failure(repository, tmp_path):
     """Untraceable by the emulator: either it loses the race (honest score) or the changed predictions are caught."""
-    pid_file = tmp_path / "waiter.pid"
-    submission = _submission(tmp_path / "escape", f"PID_FILE = {str(pid_file)!r}\n" + ESCAPING_CHILD_MODEL)
+    started, name = tmp_path / "waiter.started", f"wbc{secrets.token_hex(5)}"
+    submission = _submission(tmp_path / "escape",
+                             f"STARTED_FILE = {str(started)!r}\nNAME = {name!r}\n" + ESCAPING_CHILD_MODEL)
     try:
         completed = _run_emulator(repository, submission, tmp_path / "run", "off")
     finally:
         for _ in range(100):
-            if pid_file.is_file() and pid_file.read_text():
+            if started.is_file() and started.read_text():
                 break
             time.sleep(0.05)
-        if pid_file.is_file() and pid_file.read_text():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_named(name)
     if completed.returncode == 0:
         assert _scores(tmp_path / "run")["degraded_macro_f1"] < 0.5
     else:

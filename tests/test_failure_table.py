@@ -27,7 +27,7 @@ VARIABLE = re.compile(
 MIN_PIECE = 12  # characters: a shorter piece of a literal could match anywhere
 # The example values the page's messages use between literal pieces (ids, column and class names, counts).
 EXAMPLES = {"a", "b", "c", "d", "e", "X", "N", "int", "confidence", "label", "Predictor", "predict", "pristine",
-            "degraded", "KeyboardInterrupt", "generator", "Tensor"}
+            "degraded", "KeyboardInterrupt", "generator", "Tensor", "SIGTERM"}
 ATTACK_HEADER = "| what the submission does"  # that table's outcomes may be a plain result with no message
 SLOT = "\x00"
 
@@ -112,7 +112,7 @@ def test_a_reworded_message_is_caught(reworded, words):
     assert uncovered_words(reworded, JOINED, RUNS) == words
 
 
-def test_the_missing_package_message_is_the_pages(tmp_path):
+def test_the_missing_package_message_is_the_pages():
     """Triggered: the row's message is exactly what requirements_check words, with and without the listing."""
     sys.path.insert(0, str(REPO / "ingestion_program"))
     try:
@@ -120,7 +120,6 @@ def test_the_missing_package_message_is_the_pages(tmp_path):
     finally:
         sys.path.remove(str(REPO / "ingestion_program"))
     (row,) = [messages for situation, messages, _ in ROWS if "not in the image" in situation]
-    (tmp_path / "requirements.txt").write_text("opencv-python-headless>=4\n")
-    entries = check_requirements(tmp_path / "requirements.txt")
+    entries = check_requirements("opencv-python-headless>=4\n")
     assert missing_package_message("cv2") == row[0]
     assert missing_package_message("cv2", entries) == row[0] + row[-1]

@@ -12,9 +12,9 @@ from PIL import Image
 
 import ingestion
 from model_outputs import CLASSES, PredictionError, checked_answer
-from output_files import write_predictions
+from output_files import predictions_text
 from requirements_check import NOT_INSTALLED, check_requirements, logical_lines
-from zip_images import ZipReader, decoded_batches, list_images, to_rgb
+from zip_images import InputZip, ZipReader, decoded_batches, list_images, to_rgb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,17 +45,17 @@ def test_checked_answer_rejects_junk_with_a_message(output, message):
     assert message in str(caught.value)
 
 
-def test_predictions_file_drops_probability_columns_when_predictions_mix(tmp_path):
+def test_predictions_file_drops_probability_columns_when_predictions_mix():
     probs = np.full(13, 1 / 13)
-    path = tmp_path / "predictions.csv"
-    assert write_predictions(path, {("degraded", "b"): ("BA", probs), ("pristine", "z"): ("BL", probs),
-                                    ("pristine", "a"): ("PC", probs)}) is True
-    lines = path.read_text().split("\n")
+    text, with_probs = predictions_text({("degraded", "b"): ("BA", probs), ("pristine", "z"): ("BL", probs),
+                                         ("pristine", "a"): ("PC", probs)})
+    lines = text.split("\n")
+    assert with_probs is True
     assert [line.split(",")[:3] for line in lines[1:4]] == [["a", "pristine", "PC"], ["z", "pristine", "BL"],
                                                             ["b", "degraded", "BA"]]
-    assert lines[1].endswith(",0.076923") and "\r" not in path.read_text()
-    assert write_predictions(path, {("pristine", "a"): ("PC", probs), ("pristine", "b"): ("BA", None)}) is False
-    assert path.read_text() == "image_id,set,label\na,pristine,PC\nb,pristine,BA\n"
+    assert lines[1].endswith(",0.076923") and "\r" not in text
+    text, with_probs = predictions_text({("pristine", "a"): ("PC", probs), ("pristine", "b"): ("BA", None)})
+    assert with_probs is False and text == "image_id,set,label\na,pristine,PC\nb,pristine,BA\n"
 
 
 def test_sixteen_bit_and_other_modes_become_8_bit_rgb():
@@ -75,12 +75,14 @@ def test_zip_listing_is_sorted_and_decoding_keeps_order(tmp_path, parts):
             buffer = io.BytesIO()
             Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(buffer, "JPEG")
             archive.writestr(f"d{i:02d}/{i:02d}.jpg" if i % 5 == 0 else f"{i:02d}.jpg", buffer.getvalue())
-    entries = list_images(path, "pristine")
+    source = InputZip(path)
+    entries = list_images(source, "pristine")
     assert [e.image_id for e in entries] == [f"{i:02d}" for i in range(23)]
-    reader = ZipReader(path)
+    reader = ZipReader(source)
     with ThreadPoolExecutor(3) as pool:
         batches = list(decoded_batches(reader, entries, 4, pool, depth=3, parts=parts))
     reader.close()
+    source.close()
     assert [len(b) for b in batches] == [4, 4, 4, 4, 4, 3]
     decoded = [item for batch in batches for item in batch]
     assert [entry.image_id for entry, _, _ in decoded] == [e.image_id for e in entries]
@@ -91,9 +93,7 @@ def test_requirement_lines_comments_continuations_and_odd_lines(tmp_path):
     text = "# c\n\nnumpy \\\n  >=1.0   # inline\nurl-pkg @ https://example.org/x.whl\nPillow[extra] ; python_version>'3'\n==\n"
     assert logical_lines(text) == [(3, "numpy    >=1.0"), (5, "url-pkg @ https://example.org/x.whl"),
                                    (6, "Pillow[extra] ; python_version>'3'"), (7, "==")]
-    path = tmp_path / "requirements.txt"
-    path.write_text(text)
-    entries = check_requirements(path)
+    entries = check_requirements(text)
     assert [(e["name"], e["status"]) for e in entries] == [("numpy", "satisfied"), ("url-pkg", "missing"),
                                                            ("pillow", "satisfied"), (None, "invalid")]
     assert entries[1]["detail"] == NOT_INSTALLED

@@ -423,9 +423,56 @@ def zero_seconds_in_the_report(tmp_path):
 @case
 def worker_metadata_with_a_bad_elapsed_time(tmp_path):
     input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, REPORT)
-    (input_dir / "res" / "metadata").write_text("elapsedTime: 3.0\nexitCode: 0\ningestionElapsedTime: -3.0\n")
+    (input_dir / "res" / "metadata").write_text("elapsedTime: -3.0\nexitCode: null\ningestionElapsedTime: -3.0\n")
     return input_dir, ("Submission error: the worker's metadata file gives ingestionElapsedTime '-3.0'; expected a "
                        "positive number of seconds")
+
+
+@case
+def the_submissions_own_program_ran(tmp_path):
+    """The worker's metadata gives the submission's program's exit code and time: it ran beside the ingestion."""
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, REPORT)
+    (input_dir / "res" / "metadata").write_text(
+        "elapsedTime: 31.5\nexitCode: 0\ningestionElapsedTime: 12.0\ningestionExitCode: 0\n")
+    return input_dir, ("Submission error: the worker's metadata file shows that the submission's own program ran "
+                       "beside the ingestion program (exitCode 0, elapsedTime 31.5): a submission whose metadata "
+                       "file has a `command` runs in a second container that can rewrite the prediction step's "
+                       "outputs, so they are not scored; leave `command` out of your submission's metadata file")
+
+
+def with_budget(seconds):
+    """REPORT with a time budget and the model's loading time (2.6 s per set, as run_report gives)."""
+    report = json.loads(json.dumps(REPORT))
+    report.update(budget_seconds=seconds, load_seconds=1.0)
+    return report
+
+
+@case
+def a_report_over_its_budget(tmp_path):
+    """The supervisor fails such a run itself; only a frozen supervisor (SIGSTOP) could leave this report."""
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, with_budget(5))
+    return input_dir, ("Submission error: run_report.json says loading and predicting took 6.2 s, more than the "
+                       "run's time budget of 5 s: a run that overran its budget is not scored (was the ingestion "
+                       "program stopped while it ran?)")
+
+
+@case
+def a_report_ok_above_its_error_rate(tmp_path):
+    report = json.loads(json.dumps(REPORT))
+    report.update(error_rate=0.25, max_error_rate=0.01)
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, report)
+    return input_dir, ("Submission error: run_report.json is inconsistent: status 'ok' with an error rate of 25.00%, "
+                       "above the 1.00% it allows; the ingestion's own report never is")
+
+
+@case
+def a_worker_time_over_the_budget(tmp_path):
+    input_dir = write_input(tmp_path, REFERENCE, PREDICTIONS, with_budget(60))
+    (input_dir / "res" / "metadata").write_text(
+        "elapsedTime: 95.5\nexitCode: null\ningestionElapsedTime: 95.5\ningestionExitCode: 0\n")
+    return input_dir, ("Submission error: the worker's metadata file gives ingestionElapsedTime 95.5 s, more than "
+                       "the run's time budget of 60 s (run_report.json) and the 30 s its start and end may add: the "
+                       "run overran its budget, so it is not scored")
 
 
 def test_speed_counts_reference_images_over_the_worker_time_when_present(tmp_path):
@@ -438,7 +485,7 @@ def test_speed_counts_reference_images_over_the_worker_time_when_present(tmp_pat
     assert score(input_dir / "res", input_dir / "ref", tmp_path / "out1", n_boot=5)["images_per_second"] == (
         pytest.approx(len(REFERENCE) / seconds))
     (input_dir / "res" / "metadata").write_text(
-        "elapsedTime: 26.0\nexitCode: 0\ningestionElapsedTime: 26.0\ningestionExitCode: 0\n")
+        "elapsedTime: 26.0\nexitCode: null\ningestionElapsedTime: 26.0\ningestionExitCode: 0\n")
     assert score(input_dir / "res", input_dir / "ref", tmp_path / "out2", n_boot=5)["images_per_second"] == (
         pytest.approx(len(REFERENCE) / 26.0))
     assert "NaN" not in (tmp_path / "out2" / "scores.json").read_text()

@@ -20,8 +20,8 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import site
+import stat
 import subprocess
 import sys
 import tempfile
@@ -41,8 +41,10 @@ from worker_paths import legacy_variables
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
-from process_tree import kill_group, stat_fields  # noqa: E402  (the ingestion's own /proc reading)
-from submission_loader import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
+from process_tree import freeze_and_kill, kill_group, stat_fields  # noqa: E402  (the ingestion's own /proc sweep)
+from regular_files import open_regular  # noqa: E402  (read regular files only)
+from run_report import clean_text  # noqa: E402  (what a submission wrote reaches the console without escapes)
+from submission_files import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
 METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
 STEP_MARKER = "CODABENCH_RUN_STEP"  # environment variable that tags every process of a step
@@ -104,14 +106,30 @@ class RunResult:
 
 # --- Bundles: zipped like the uploader, extracted as they are like the worker ---------------------------------
 
-def zip_folder(source: Path, target: Path | io.BytesIO) -> None:
-    """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO."""
+def zip_folder(source: Path, target: Path | io.BytesIO) -> list[str]:
+    """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO.
+
+    Only folders and regular files go in, each read without following a link or blocking on a FIFO (a submission
+    may leave either in its output); returns the relative paths of what was left out (links, FIFOs, sockets, devices).
+    """
+    left_out = []
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, dirs, files in os.walk(source):
             dirs.sort()
             for name in dirs + sorted(files):
                 path = Path(root) / name
-                archive.write(path, path.relative_to(source).as_posix())
+                relative = path.relative_to(source).as_posix()
+                if stat.S_ISDIR(path.lstat().st_mode):
+                    archive.write(path, relative)
+                    continue
+                try:
+                    fd = open_regular(path)
+                except OSError:
+                    left_out.append(relative)
+                    continue
+                with os.fdopen(fd, "rb") as data, archive.open(zipfile.ZipInfo.from_file(path, relative), "w") as entry:
+                    shutil.copyfileobj(data, entry)
+    return left_out
 
 
 class BundleSource:
@@ -300,33 +318,34 @@ def kill_leftovers(tree: Path, marker: str, born_after: int) -> list:
     """Kill every process started since the step began (born_after: start_ticks of its first process) that is
     tied to it (marker, cwd, files, arguments); returns 'pid: command' of each.
 
-    Repeats until a scan finds none, so a process forking while it is being killed is caught too.
+    The ingestion's own sweep (process_tree.freeze_and_kill): every such process, and its process group, is stopped
+    until a scan finds none running, then all are killed, so a process forking in a loop is caught too (the module
+    says what only a PID namespace closes: the private root of step_sandbox.py has one).
     """
     if not Path("/proc/self").is_dir():
         return []
-    killed, tree_text, marker_bytes = [], str(tree.resolve()), f"{STEP_MARKER}={marker}".encode()
+    commands, tree_text, marker_bytes = {}, str(tree.resolve()), f"{STEP_MARKER}={marker}".encode()
     protected = _ancestors()
-    for _ in range(50):
-        found = []
-        for entry in os.listdir("/proc"):
-            if (entry.isdigit() and int(entry) not in protected
-                    and _process_touches(int(entry), tree_text, marker_bytes, born_after)):
-                found.append(int(entry))
-        if not found:
-            break
+
+    def tied(states: dict) -> list:
+        found = [pid for pid in states
+                 if pid not in protected and _process_touches(pid, tree_text, marker_bytes, born_after)]
         for pid in found:
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                os.kill(pid, signal.SIGKILL)
-                killed.append(f"{pid}: {command.strip()[:120]}")
-            except OSError:
-                pass
-        time.sleep(0.05)
-    return sorted(set(killed))
+            if pid not in commands:
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                except OSError:
+                    command = b""
+                commands[pid] = command.decode(errors="replace").strip()[:120]
+        return found
+
+    killed = freeze_and_kill(tied)
+    return sorted(f"{pid}: {commands.get(pid, '')}" for pid in killed)
 
 
 def file_digests(source: Path | io.BytesIO) -> dict:
-    """sha256 of every file in a folder or a zip (BytesIO) by relative path, Python's __pycache__ aside."""
+    """sha256 of every regular file in a folder (links not followed) or a zip (BytesIO) by relative path, Python's
+    __pycache__ aside."""
     if isinstance(source, io.BytesIO):
         source.seek(0)
         with zipfile.ZipFile(source) as archive:
@@ -334,7 +353,7 @@ def file_digests(source: Path | io.BytesIO) -> dict:
                     if not info.is_dir() and "__pycache__" not in Path(info.filename).parts}
     return {path.relative_to(source).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(source.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts}
+            if stat.S_ISREG(path.lstat().st_mode) and "__pycache__" not in path.parts}
 
 
 def _changed(expected: dict, found: dict) -> list:
@@ -381,13 +400,15 @@ def effective_time_limit(config: dict, phase_config: dict, time_limit: int | Non
                      f"at {seconds} s (MAX_EXECUTION_TIME_LIMIT; --default-queue-cap to change)")
 
 
-def _stage_submission(submission: Path, destination: Path, scratch: Path) -> None:
-    """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first)."""
-    zipped = submission
+def _stage_submission(submission: Path, destination: Path, scratch: Path) -> list[str]:
+    """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first);
+    returns what of the folder the zip left out (links and special files)."""
+    zipped, left_out = submission, []
     if submission.is_dir():
         zipped = scratch / "submission.zip"
-        zip_folder(submission, zipped)
+        left_out = zip_folder(submission, zipped)
     unpack_zip(zipped, destination)
+    return left_out
 
 
 def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
@@ -396,7 +417,10 @@ def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
     for name in ("program", "output", "data"):
         (root / name).mkdir(parents=True, exist_ok=True)
     python = staged_python(root / "python")
-    _stage_submission(submission, root / "program", scratch)
+    left_out = _stage_submission(submission, root / "program", scratch)
+    if left_out:
+        result.notes.append("links and special files of the submission folder were left out of its zip: "
+                            + ", ".join(left_out[:5]))
     for relative, folder in ((task["ingestion_program"], "ingestion_program"), (task["input_data"], "input_data")):
         zipped = scratch / f"{folder}.zip"
         source.zipped(relative, zipped)
@@ -454,7 +478,11 @@ def _scoring_step(result, copies, limit, prediction_output: Path) -> None:
                 "scoring program": file_digests(copies["scoring_program"])}
     # compute_worker._put_dir then _get_bundle: the prediction output travels as a zip. The reference comes last.
     zipped = result.workdir / "bundles" / "prediction_result.zip"
-    zip_folder(prediction_output, zipped)
+    left_out = zip_folder(prediction_output, zipped)
+    if left_out:
+        result.notes.append("links and special files in the prediction output were left out of what the scoring "
+                            "step gets (the worker's zip would follow a link on its own machine): "
+                            + ", ".join(left_out[:5]))
     extract(zipped, root / staged["predictions"])
     extract(copies["scoring_program"], root / staged["scoring program"])
     extract(copies["reference_data"], root / staged["reference"])
@@ -603,17 +631,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codabench_run: error: {error}", file=sys.stderr)
         return 2
     for note in result.notes:
-        print(f"note: {note}")
-    print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        print(f"note: {clean_text(note)}")
+    print(f"status: {result.status}" + (f" ({clean_text(result.reason)})" if result.reason else ""))
     for step in (result.prediction, result.scoring):
         if step is not None:
             code = "killed at the time limit" if step.timed_out else f"exit {step.exit_code}"
             logs = f"; logs {step.stdout.parent}/{step.name}_*.txt" if result.kept else ""
             print(f"{step.name}: {code} after {step.elapsed:.1f} s{logs}")
     if result.scoring is not None and result.scoring.exit_code not in (0, None):
-        print("scoring stderr:\n" + result.scoring.stderr_text().rstrip(), file=sys.stderr)
+        print("scoring stderr:\n" + clean_text(result.scoring.stderr_text().rstrip(), 20000, keep_newlines=True),
+              file=sys.stderr)
     elif result.status == "Failed" and result.scoring is None and result.prediction is not None:
-        print("prediction stderr (last lines):\n" + "\n".join(result.prediction.stderr_text().splitlines()[-20:]),
+        tail = "\n".join(result.prediction.stderr_text().splitlines()[-20:])
+        print("prediction stderr (last lines):\n" + clean_text(tail, len(tail), keep_newlines=True),
               file=sys.stderr)
     if result.scores is not None:
         print(result.leaderboard_row())

@@ -1,0 +1,586 @@
+"""Hostile submissions of each class of issue 24, against the real ingestion and scoring programs: each ends in a
+named failure or a correct score, leaves no process behind, and forges nothing that reaches scores.json.
+
+One test (or parametrized family) per class: the answer channel, the pixel buffer, the captured log and the output
+folder, signals to the supervisor, survivors, input tampering, odd zips, requirements markers, valid submissions that
+must run, sizes and control characters. The submission's own `metadata` command needs the worker's second container:
+tests/test_codabench_run.py has it, with the emulator's side of the log, zip and output-folder classes. Every run is
+ingestion.py (or score.py) as a subprocess on tiny generated zips.
+"""
+import ast
+import json
+import os
+import secrets
+import signal
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import pid_namespace
+from scoring_inputs import REPO, predictions_frame, reference_frame, run_report, run_score, write_input
+from test_ingestion_runs import IMAGES_PER_SET, LABEL_MODEL, ingest, make_input, make_submission, rows
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks need Linux /proc")
+NO_NAMESPACE = None if pid_namespace.unshare_command() else "this machine allows no unprivileged PID namespace"
+SUPERVISOR_ARGV = 'open(f"/proc/{os.getppid()}/cmdline").read().split("\\0")'  # python ingestion.py IN OUT PROG SUB
+
+
+def failed_by_name(done, report, start: str) -> None:
+    """A named failure: exit 1, a report whose reason starts with `start`, no traceback, no internal error."""
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert report is not None and report["status"] == "failed", done.stderr[-3000:]
+    assert report["reason"].startswith(start), report["reason"]
+    assert "Traceback" not in done.stderr and "internal error" not in report["reason"]
+
+
+def processes_named(name: str) -> list[int]:
+    """Live processes whose name (/proc/<pid>/comm, set with prctl) is `name`: a model's processes name themselves,
+    since their pids may belong to the supervisor's own PID namespace."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if comm == name and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def kill_named(name: str) -> list[int]:
+    """Kill what a failed test left running (so that a red test leaves this machine as it was); returns them."""
+    found = processes_named(name)
+    for pid in found:
+        os.kill(pid, signal.SIGKILL)
+    return found
+
+
+# --- 1. The answer channel ------------------------------------------------------------------------------------------
+
+ANSWER_CHANNEL = '''
+import os
+
+def answer_fd():
+    """The write end of the ingestion's answer pipe: a write-only pipe that is not stdout or stderr."""
+    for fd in range(3, 256):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                continue
+            flags = int(open(f"/proc/self/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
+        except (OSError, IndexError):
+            continue
+        if flags & os.O_ACCMODE == os.O_WRONLY:
+            return fd
+
+def forge(payload):
+    """One message in multiprocessing.Connection's framing (4-byte big-endian length, then the bytes)."""
+    fd = answer_fd()
+    data = len(payload).to_bytes(4, "big") + payload
+    while data:
+        data = data[os.write(fd, data):]
+'''
+PREDICTING = {
+    "items a number": b'{"items": 5}',
+    "warnings null": b'{"done": {"warnings": null, "fallbacks": 0}}',
+    "5,000-digit number": b'{"done": {"warnings": [], "fallbacks": ' + b"9" * 5000 + b"}}",
+    "5,000-digit text": b'{"done": {"warnings": [], "fallbacks": "' + b"9" * 5000 + b'"}}',
+    "non-ASCII number": '{"done": {"warnings": [], "fallbacks": "\u0663"}}'.encode(),
+    "NaN": b'{"items": [[0, "SNE", [NaN, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], null]]}',
+    "1e999": b'{"items": [[0, "SNE", [1e999, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], null]]}',
+    "nested 100,000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "a bool for an index": b'{"items": [[true, "SNE", null, null]]}',
+    "an index out of the batch": b'{"items": [[99, "SNE", null, null]]}',
+    "an unknown label": b'{"items": [[0, "NEUTROPHIL", null, null]]}',
+    "a field too many": b'{"done": {"warnings": [], "fallbacks": 0, "more": 1}}',
+    "loaded while predicting": b'{"loaded": {"mode": "predict", "warnings": [], "device": "cpu", '
+                               b'"torch_version": null}}',
+    "not UTF-8": b'{"fatal": "\xff\xfe"}',
+}
+LOADING = {
+    "loaded a string": b'{"loaded": "yes"}',
+    "NaN torch version": b'{"loaded": {"mode": "predict", "warnings": [], "device": "cpu", "torch_version": NaN}}',
+    "failed a number": b'{"failed": 3}',
+    "items while loading": b'{"items": [[0, "SNE", null, null]]}',
+}
+
+
+@pytest.mark.parametrize("when, payload", [("predict", v) for v in PREDICTING.values()]
+                         + [("load", v) for v in LOADING.values()], ids=[*PREDICTING, *LOADING])
+def test_a_forged_message_on_the_answer_channel_is_a_named_failure(tmp_path, when, payload):
+    model = ANSWER_CHANNEL + f'''
+PAYLOAD, WHEN = {payload!r}, {when!r}
+class Model:
+    def load(self):
+        self.sent = False
+        if WHEN == "load":
+            forge(PAYLOAD)
+    def predict(self, image):
+        if WHEN == "predict" and not self.sent:
+            self.sent = True
+            forge(PAYLOAD)
+        return "SNE"
+'''
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    failed_by_name(done, report, "the submission's process sent back ")
+    assert "(something in the process wrote to its answer channel)" in report["reason"]
+
+
+# --- 2. The pixel buffer --------------------------------------------------------------------------------------------
+
+def test_the_model_cannot_resize_the_pixel_buffer(tmp_path):
+    """Truncating (or growing) the shared memory it was given fails in the model; the supervisor writes on."""
+    model = '''
+import os
+class Model:
+    def load(self):
+        self.tried = False
+    def predict(self, image):
+        if not self.tried:
+            self.tried = True
+            for fd in range(3, 256):
+                try:
+                    target = os.readlink(f"/proc/self/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith(("/memfd:", "/tmp/", "/dev/shm/")):
+                    for opened in (fd, f"/proc/self/fd/{fd}"):
+                        for size in (0, 1 << 30):
+                            try:
+                                handle = opened if isinstance(opened, int) else os.open(opened, os.O_RDWR)
+                                os.ftruncate(handle, size)
+                                print("resized", target, size, flush=True)
+                            except OSError as error:
+                                print("refused", target, size, type(error).__name__, flush=True)
+        return "SNE"
+'''
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--batch-size", "4")
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    log = (output / "submission_output.log").read_text()
+    assert "refused /memfd:wbc-pixels" in log and "resized" not in log, log
+    assert {row[2] for row in rows(output)[1:]} == {"SNE"} and len(rows(output)) == 1 + 2 * IMAGES_PER_SET
+
+
+# --- 3. The captured log and the output folder ----------------------------------------------------------------------
+
+TAMPERING_MODEL = '''
+import os, shutil
+from pathlib import Path
+SECRET = {secret!r}
+KIND = {kind!r}
+
+def replace(path):
+    """Put KIND where the supervisor's file was."""
+    if KIND == "write":
+        with open(path, "ab") as handle:
+            handle.write(b"z" * 50_000_000)
+        return
+    path.unlink()
+    if KIND == "link":
+        path.symlink_to(SECRET)
+    elif KIND == "folder":
+        (path / "inside").mkdir(parents=True)
+    elif KIND == "fifo":
+        os.mkfifo(path)
+
+class Model:
+    def load(self):
+        print("hello from load", flush=True)
+        own_tmp = Path(os.environ["TMPDIR"])
+        for root, dirs, files in os.walk(own_tmp.parent):  # the supervisor's temporary folder
+            if Path(root) == own_tmp or own_tmp in Path(root).parents:
+                continue
+            for name in files:
+                replace(Path(root) / name)
+        out = Path({argv}[3])
+        (out / "submission_output.log").symlink_to(SECRET)
+        (out / "predictions.csv").mkdir()
+        os.mkfifo(out / ".run_report.json.partial")
+        (out / ".predictions.csv.partial").symlink_to(SECRET)
+    def predict(self, image):
+        return "SNE"
+'''
+
+
+@pytest.mark.parametrize("kind", ["link", "folder", "fifo", "delete", "write"])
+def test_nothing_the_model_can_reach_is_followed_or_kept(tmp_path, kind):
+    """The log has no path the model could find; the outputs are written without following what it planted, and the
+    output folder holds only the three regular outputs afterwards."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    model = TAMPERING_MODEL.format(secret=str(secret), kind=kind, argv=SUPERVISOR_ARGV)
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), timeout=60)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert secret.read_text() == "secret"
+    assert sorted(p.name for p in output.iterdir()) == ["predictions.csv", "run_report.json", "submission_output.log"]
+    assert all(p.is_file() and not p.is_symlink() for p in output.iterdir())
+    assert (output / "submission_output.log").read_text() == "hello from load\n"
+    assert report["submission_log"]["bytes_printed"] == len("hello from load\n")
+    assert {".predictions.csv.partial", ".run_report.json.partial", "predictions.csv/",
+            "submission_output.log"} <= set(report["unexpected_output_files"])
+
+
+# --- 4. Signals to the supervisor -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGALRM"])
+def test_a_signal_to_the_supervisor_is_a_named_failure(tmp_path, name):
+    model = f'''
+import os, signal, time
+class Model:
+    def predict(self, image):
+        os.kill(os.getppid(), signal.{name})
+        time.sleep(1)
+        return "SNE"
+'''
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    failed_by_name(done, report, f"the ingestion program was sent {name} (by the submission's process, or by "
+                                 "whoever stopped the run) while predicting the pristine set")
+
+
+@pytest.mark.parametrize("name", ["SIGSEGV", "SIGBUS", "SIGTSTP"])
+def test_a_fault_or_stop_signal_sent_to_the_supervisor_changes_nothing(tmp_path, name):
+    model = f'''
+import os, signal
+class Model:
+    def predict(self, image):
+        os.kill(os.getppid(), signal.{name})
+        return "SNE"
+'''
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert len(rows(output)) == 1 + 2 * IMAGES_PER_SET
+
+
+def test_a_frozen_supervisor_still_keeps_the_budget(tmp_path):
+    """SIGSTOP cannot be caught: the model freezes its supervisor just before its last answer, past the budget, and a
+    helper thaws it. The run fails on the supervisor's own clock (or, where it is PID 1 of its namespace as in the
+    competition container, the stop never lands and the run finishes in time)."""
+    model = f'''
+import os, subprocess, sys
+THAW = "import os, signal, sys, time; time.sleep(4); os.kill(int(sys.argv[1]), signal.SIGCONT)"
+class Model:
+    def load(self):
+        self.calls = 0
+    def predict(self, image):
+        self.calls += 1
+        if self.calls == {2 * IMAGES_PER_SET}:
+            subprocess.Popen([sys.executable, "-c", THAW, str(os.getppid())], start_new_session=True)
+            os.kill(os.getppid(), 19)  # SIGSTOP
+        return "SNE"
+'''
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--budget-seconds", "3",
+                             timeout=60)
+    if report["status"] == "ok":
+        assert report["load_seconds"] + sum(report["sets"][s]["seconds"] for s in ("pristine", "degraded")) < 3
+    else:
+        failed_by_name(done, report, "time budget of 3 s exceeded")
+
+
+@pytest.mark.skipif(NO_NAMESPACE is not None, reason=str(NO_NAMESPACE))
+def test_killing_the_supervisor_leaves_no_process(tmp_path):
+    """SIGKILL cannot be caught either: as PID 1 (the container; locally its own namespace) the supervisor does not
+    receive it from the model, and nothing the model started outlives the run."""
+    name = f"wbc{secrets.token_hex(5)}"
+    model = f'''
+import ctypes, os, signal, subprocess, sys
+NAMED = "import ctypes, time; ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0); time.sleep(120)"
+class Model:
+    def load(self):
+        subprocess.Popen([sys.executable, "-c", NAMED], start_new_session=True)
+        os.kill(os.getppid(), signal.SIGKILL)
+    def predict(self, image):
+        return "SNE"
+'''
+    try:
+        done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+        survivors = processes_named(name)
+    finally:
+        kill_named(name)
+    assert not survivors
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["warnings"] == ["1 process the submission started was still running; killed"]
+
+
+# --- 5. Survivors ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("new_session", [
+    False, pytest.param(True, marks=pytest.mark.skipif(NO_NAMESPACE is not None, reason=str(NO_NAMESPACE)))])
+def test_a_process_that_forks_continuously_cannot_rewrite_the_report(tmp_path, new_session):
+    """It takes a new pid every few microseconds (also leaving its session each time: where the supervisor is PID 1)
+    and waits for the report to rewrite it; killed before the outputs are written, it never sees one."""
+    name = f"wbc{secrets.token_hex(5)}"
+    model = f'''
+import ctypes, json, os, time
+from pathlib import Path
+
+def fork_for_ever(out):
+    ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if os.fork():
+            os._exit(0)  # the parent leaves, the child goes on under a new pid
+        if {new_session}:
+            os.setsid()
+        report = out / "run_report.json"
+        if report.is_file() and '"status": "failed"' in report.read_text():
+            forged = json.loads(report.read_text())
+            forged.update(status="ok", reason=None, images_per_second=3e8)
+            report.write_text(json.dumps(forged))
+    os._exit(0)
+
+class Model:
+    def load(self):
+        out = Path({SUPERVISOR_ARGV}[3])
+        if os.fork() == 0:
+            os.setsid()
+            fork_for_ever(out)
+    def predict(self, image):
+        if round(image.getpixel((4, 4))[0] / 20) % 3 == 0:
+            raise ValueError("one in three")
+        return "SNE"
+'''
+    try:
+        done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+        time.sleep(1)
+        survivors = processes_named(name)
+        final = json.loads((output / "run_report.json").read_text())
+    finally:
+        kill_named(name)
+    assert not survivors
+    failed_by_name(done, report, "8 of 24 images failed")
+    assert final == report  # the supervisor's, status failed: nothing rewrote it
+
+
+# --- 7. Input tampering ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "folder"])
+def test_an_input_zip_swapped_by_the_model_is_never_opened(tmp_path, kind):
+    """The model puts a FIFO (whose open would block for ever), a link or a folder where degraded.zip was, before
+    the supervisor reads that set: the supervisor opened both zips before the model started."""
+    model = f'''
+import os
+from pathlib import Path
+class Model:
+    def load(self):
+        zip_path = Path({SUPERVISOR_ARGV}[2]) / "degraded.zip"
+        zip_path.rename(zip_path.with_name("moved.zip"))
+        if {kind!r} == "fifo":
+            os.mkfifo(zip_path)
+        elif {kind!r} == "link":
+            zip_path.symlink_to("/dev/zero")
+        else:
+            zip_path.mkdir()
+    def predict(self, image):
+        return "SNE"
+'''
+    started = time.monotonic()
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--budget-seconds", "20",
+                                  timeout=60)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["sets"]["degraded"]["predicted"] == IMAGES_PER_SET
+
+
+def test_an_input_zip_that_is_not_a_regular_file_is_named(tmp_path):
+    input_dir = make_input(tmp_path / "input_data")
+    (input_dir / "degraded.zip").unlink()
+    os.mkfifo(input_dir / "degraded.zip")
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", LABEL_MODEL), input_dir, timeout=30)
+    failed_by_name(done, report, f"input zip unusable: {input_dir}/degraded.zip is a FIFO, not a file; the input "
+                                 "data must hold the zips themselves")
+
+
+# --- 8. Odd zips ----------------------------------------------------------------------------------------------------
+
+def _zip(path: Path, entries: list) -> Path:
+    """model.py, then (name, data, compression method) entries."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.py", LABEL_MODEL)
+        for name, data, method in entries:
+            archive.writestr(name, data, compress_type=method)
+    return path
+
+
+def _rewritten(path: Path, change) -> Path:
+    """The zip with its bytes changed in place by change(bytearray, entry of weights.bin): a foreign or broken tool."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("weights.bin")
+    data = bytearray(path.read_bytes())
+    change(data, info)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _corrupt_deflate(data: bytearray, info: zipfile.ZipInfo) -> None:
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # a local header's fixed part: 30 bytes
+    data[start + 4:start + 12] = b"\xff" * 8
+
+
+def _encrypted(data: bytearray, info: zipfile.ZipInfo) -> None:
+    """The 'encrypted' flag bit in the entry's local header (flags at 6) and central directory record (at 8)."""
+    central = data.rindex(b"PK\x01\x02")  # weights.bin is the last entry
+    for flags in (info.header_offset + 6, central + 8):
+        data[flags] |= 0x1
+
+
+def _method_99(data: bytearray, info: zipfile.ZipInfo) -> None:
+    """The compression method of the entry in its local header (at 8) and its central directory record (at 10)."""
+    data[info.header_offset + 8:info.header_offset + 10] = (99).to_bytes(2, "little")
+    central = data.rindex(b"PK\x01\x02")  # weights.bin is the last entry
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")
+
+
+ODD_ZIPS = {  # builder, and what the reason says after "the submission zip <path> "
+    "encrypted": (lambda p: _rewritten(_zip(p, [("weights.bin", b"w" * 100, zipfile.ZIP_STORED)]), _encrypted),
+                  "has an encrypted entry ('weights.bin'); zip it again without a password"),
+    "bad deflate": (lambda p: _rewritten(_zip(p, [("weights.bin", os.urandom(4000), zipfile.ZIP_DEFLATED)]),
+                                         _corrupt_deflate),
+                    "cannot be unpacked at 'weights.bin' ("),
+    "unknown method": (lambda p: _rewritten(_zip(p, [("weights.bin", b"w" * 100, zipfile.ZIP_STORED)]),
+                                            _method_99),
+                       "stores 'weights.bin' with compression method 99 (unknown), which cannot be unpacked"),
+    "300-character name": (lambda p: _zip(p, [("a" * 300 + ".bin", b"w", zipfile.ZIP_STORED)]),
+                           "has an entry whose name is too long ("),
+    "a file and a folder": (lambda p: _zip(p, [("weights", b"w", zipfile.ZIP_STORED),
+                                               ("weights/inner.bin", b"x", zipfile.ZIP_STORED)]),
+                            "has both a file and a folder named 'weights'; rename one of them"),
+}
+
+
+@pytest.mark.parametrize("build, problem", ODD_ZIPS.values(), ids=list(ODD_ZIPS))
+def test_every_unpack_problem_is_named(tmp_path, build, problem):
+    archive = build(tmp_path / "submission.zip")
+    done, report, _ = ingest(tmp_path, archive)
+    failed_by_name(done, report, f"the submission zip {archive} {problem}")
+
+
+# --- 9. Requirements ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, detail", [
+    ('pillow; python_version ~= "3"', "marker 'python_version ~= \"3\"' cannot be evaluated (Undefined"),
+    ('numpy; os_name === "posix"', "marker 'os_name === \"posix\"' cannot be evaluated (Undefined"),
+    ("numpy; " + "(" * 3000 + 'os_name == "posix"' + ")" * 3000, "nested too deeply to be read"),
+])
+def test_a_requirement_that_cannot_be_evaluated_is_an_invalid_line(tmp_path, line, detail):
+    submission = make_submission(tmp_path / "sub", LABEL_MODEL, requirements__txt=f"scikit-learn\n{line}\n")
+    done, report, _ = ingest(tmp_path, submission)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    entries = report["requirements"]["entries"]
+    assert [entry["status"] for entry in entries] == ["satisfied", "invalid"]
+    assert entries[1]["detail"].startswith(detail), entries[1]["detail"]
+
+
+# --- 10. Valid submissions that must run ----------------------------------------------------------------------------
+
+SHADOWING = ("random", "json", "typing", "types", "signal", "ctypes", "resource", "traceback", "linecache",
+             "tokenize", "importlib", "multiprocessing", "mmap", "gc", "numpy", "packaging", "warnings", "enum", "re",
+             "functools", "collections", "pathlib")
+
+
+def test_a_submission_whose_files_shadow_modules_runs(tmp_path):
+    """Helper files named like modules of the standard library or the image, which model.py never imports, break
+    nothing: the model's process imports what it needs before the submission's folder is on sys.path."""
+    files = {f"{name}__py": "raise ImportError('shadowed: this file must never be imported')\n" for name in SHADOWING}
+    submission = make_submission(tmp_path / "sub", LABEL_MODEL, **files)
+    (submission / "PIL").mkdir()
+    (submission / "PIL" / "__init__.py").write_text("raise ImportError('shadowed')\n")
+    env = {**os.environ, "PYTHONPATH": "."}  # a relative entry would name the submission's folder in its process
+    done, report, output = ingest(tmp_path, submission, None, "--max-error-rate", "0", env=env)
+    assert done.returncode == 0 and report["status"] == "ok", (done.stderr[-3000:], report and report["reason"])
+    assert len(rows(output)) == 1 + 2 * IMAGES_PER_SET
+
+
+def test_the_submissions_own_reference_csv_is_not_the_organizers(tmp_path):
+    """A participant's train/reference.csv holds training labels, not this phase's test ids: it runs. A file of the
+    submission that does list the test ids is refused, whatever its name inside reference_data/."""
+    submission = make_submission(tmp_path / "sub", LABEL_MODEL)
+    (submission / "train").mkdir()
+    (submission / "train" / "reference.csv").write_text("image_id,label\ncell_0001,SNE\ncell_0002,BA\n")
+    done, report, _ = ingest(tmp_path, submission)
+    assert done.returncode == 0 and report["status"] == "ok", report and report["reason"]
+
+    (submission / "reference_data").mkdir()
+    (submission / "reference_data" / "labels.csv").write_text(f"image_id,label\n{0:012x},SNE\n")
+    done, report, _ = ingest(tmp_path, submission)
+    failed_by_name(done, report, f"refusing to run: reference data is reachable by the submission "
+                                 f"({submission}/reference_data/labels.csv)")
+
+
+def test_an_output_folder_holding_folders_named_like_the_outputs_is_cleared(tmp_path):
+    """As the worker leaves it when a submission without a metadata file carries such folders (copied whole)."""
+    for name in ("predictions.csv", "run_report.json", "submission_output.log"):
+        (tmp_path / "output" / name / "inside").mkdir(parents=True)
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", LABEL_MODEL))
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert all((output / name).is_file() for name in ("predictions.csv", "run_report.json", "submission_output.log"))
+
+
+# --- 11. Sizes and control characters -------------------------------------------------------------------------------
+
+ESCAPES = "\x1b[31m\x1b]0;owned\x07\x1b[2J\u202e\r"
+CONTROL = ("\x1b", "\x07", "\u202e")
+
+
+def test_huge_messages_with_escape_sequences_are_capped_and_cleaned(tmp_path):
+    """Six 15 MB error messages full of terminal escapes: a report of kilobytes, a console without escapes."""
+    model = (f"ESCAPES = {ESCAPES!r}\n"
+             "class Model:\n"
+             "    def load(self):\n"
+             "        self.calls = 0\n"
+             "    def predict(self, image):\n"
+             "        self.calls += 1\n"
+             "        if self.calls <= 6:\n"
+             "            raise ValueError(ESCAPES + 'x' * 15_000_000 + ESCAPES)\n"
+             "        return 'SNE'\n")
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-error-rate", "1",
+                                  timeout=120)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert (output / "run_report.json").stat().st_size < 100_000
+    error = report["errors"][0]["error"]
+    assert error.startswith("predict raised ValueError: ") and "x" * 1000 in error
+    assert error.endswith("[... cut: more than 2,000 characters]")
+    assert len(error) < 2_100 and report["errors_total"] == 6
+    assert not any(character in json.dumps(report, ensure_ascii=False) + done.stderr for character in CONTROL)
+
+
+def test_the_scorer_caps_and_cleans_what_it_shows(tmp_path):
+    reference = reference_frame()
+    failed = run_report(reference, status="failed", reason=ESCAPES + "y" * 15_000_000)
+    input_dir = write_input(tmp_path / "failed", reference, predictions_frame(reference), failed)
+    completed = run_score(input_dir, tmp_path / "failed" / "out")
+    assert completed.returncode == 1 and len(completed.stderr) < 5_000, completed.stderr[:300]
+    assert not any(character in completed.stderr for character in CONTROL)
+
+    accepted = run_report(reference)
+    accepted["warnings"] = [ESCAPES + "w" * 1_000_000] * 6
+    input_dir = write_input(tmp_path / "ok", reference, predictions_frame(reference), accepted)
+    completed = run_score(input_dir, tmp_path / "ok" / "out", "--bootstrap", "5")
+    assert completed.returncode == 0, completed.stderr
+    page = (tmp_path / "ok" / "out" / "detailed_results.html").read_text()
+    assert len(page) < 2_000_000 and not any(character in page for character in CONTROL)
+
+
+# --- The trust boundary, visible in the files -----------------------------------------------------------------------
+
+def _imports(module: str) -> set[str]:
+    """The ingestion program's modules that `module` imports, transitively."""
+    folder = REPO / "ingestion_program"
+    found, queue = set(), [module]
+    while queue:
+        for node in ast.walk(ast.parse((folder / f"{queue.pop()}.py").read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if (folder / f"{name}.py").is_file() and name not in found:
+                    found.add(name)
+                    queue.append(name)
+    return found
+
+
+def test_the_supervisor_and_the_models_process_share_only_the_vocabulary_and_the_package_policy():
+    from model_process import CHILD_MODULES
+
+    assert _imports("model_runner") | {"model_runner"} == set(CHILD_MODULES)
+    assert _imports("ingestion") & set(CHILD_MODULES) == {"challenge_labels", "requirements_check"}
