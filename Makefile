@@ -15,7 +15,7 @@ STARTING_KIT_MODEL := starting_kit/classifier.joblib
 STARTING_KIT_TIMM := starting_kit_timm/weights.safetensors
 
 .PHONY: all venv organizer-venv demo demo-release bundle-data starting-kit starting-kit-timm demo-timm test bench \
-        clean resnet50 ensemble efficientnet_lite0 baselines baseline-zips bundle check
+        clean resnet50 ensemble efficientnet_lite0 baselines baseline-zips bundle check ranking-report
 
 all: demo
 
@@ -115,6 +115,19 @@ dist/%_submission.zip: baselines/%/card.json baselines/baseline_model.py baselin
 ## Upload bundle of the demo data (organizers: tools/prepare.py on the release, then tools/pack.py)
 bundle: $(BUNDLE_DATA_STAMP) $(STARTING_KIT_MODEL)
 	$(PY) tools/pack.py --demo
+
+## Organizers, after the Final phase: the ranking report (pages/evaluation.md, "The final ranking report") from each
+## team's prediction output folder, oldest submission first: make ranking-report TEAMS="team_a=path/a team_b=path/b"
+ifneq ($(filter ranking-report,$(MAKECMDGOALS)),)
+ifndef TEAMS
+$(error usage: make ranking-report TEAMS="team_a=path/to/output_a team_b=path/to/output_b ...")
+endif
+endif
+
+RANKING_PHASE ?= test
+RANKING_OUT ?= build/ranking_report
+ranking-report: $(STAMP)
+	$(PY) tools/ranking_report.py $(TEAMS) --reference reference_data/$(RANKING_PHASE) --out $(RANKING_OUT)
 
 ## Tests and benchmarks --------------------------------------------------------
 test: $(STAMP) $(ORGANIZER_STAMP)

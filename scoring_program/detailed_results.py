@@ -5,7 +5,9 @@ section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-un
 section#robustness (table#robustness-drops tr[data-severity] td.macro-f1, td.drop-pristine-set(-low/-high) and
 td.drop-severity-pristine(-low/-high), td.rel-drop-pristine-set, td.rel-drop-severity-pristine),
 section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
-p#calibration-absent), section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
+p#calibration-absent), section#clinical-errors (ul#cell-lines, table#error-groups tr[data-subset] td.<group> and
+td.total-errors, table#blast-figures tr[data-subset] td.recall/.precision(-low/-high), p#grouping-source),
+section.subset#subset-<name> (table.per-class tr[data-class], table.confusion-matrix).
 Numeric cells carry their full-precision value in data-value.
 """
 import base64
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from clinical_groups import BLAST, CELL_LINES, ERROR_GROUPS, ON_ONE_LINE, SOURCE
 from label_space import CLASSES, PREDICTED_NAMES, SEVERITIES
 from leaderboard_scores import LEADERBOARD_TITLES
 
@@ -60,6 +63,7 @@ def render(scores: dict[str, float], details: dict, run_report: dict | None = No
         _leaderboard(scores, details),
         _robustness(details),
         _calibration(details),
+        _clinical_errors(details),
         *(_subset(subset) for subset in details["subsets"]),
         "</body></html>",
     ]
@@ -73,6 +77,9 @@ HOW_TO_READ = (
     "<li><b>Robustness</b>: how much macro-F1 each degradation severity costs against the pristine set (each "
     "cell is scored once, so these are other cells), with an interval for each drop.</li>"
     "<li><b>Calibration</b> (when you return probabilities): whether your confidence matches your accuracy.</li>"
+    "<li><b>Errors as a hematologist groups them</b>: how many of your errors stay on one cell line (a neighbouring "
+    "maturation stage is the mildest), cross lines or lineages, or involve a blast; and how many blasts you find "
+    "(recall) and how many of your blasts are blasts (precision).</li>"
     "<li><b>Per subset</b>: precision, recall and F1 per class, and the confusion matrix: rows are the true "
     "classes, columns your predictions; the darker a cell, the larger the share of its row "
     "(0% <span class='legend'></span> 100%). A dark cell off the diagonal is "
@@ -246,6 +253,74 @@ def _calibration(details: dict) -> str:
         "<table id='calibration-metrics'><tr><th class='name'>set</th><th>images</th><th>ECE</th><th>Brier</th></tr>"
         + rows + "</table>" + _png(fig, "reliability-diagram", "reliability diagram") + "</section>"
     )
+
+
+def _clinical_errors(details: dict) -> str:
+    """Errors grouped by cell line and lineage, and blast recall and precision, per subset (clinical_groups.py)."""
+    rows = [(subset["name"], TITLES[subset["name"]], subset["clinical"]) for subset in details["subsets"]]
+    return (
+        "<section id='clinical-errors'><h2>Errors as a hematologist groups them</h2>" + grouping_html()
+        + error_groups_table(rows, "subset") + blast_table(rows, "subset")
+        + f"<p class='note'>{blast_note(details['n_boot'])}</p></section>"
+    )
+
+
+def grouping_html() -> str:
+    """The grouping in words (clinical_groups.py): the cell lines, what each error group holds, and the source."""
+    lines = "".join(
+        f"<li><b>{html.escape(line.name)}</b> ({line.lineage}): "
+        + (" &rarr; ".join(line.classes) + ", least to most mature" if line.ordered else ", ".join(line.classes))
+        + "</li>" for line in CELL_LINES)
+    groups = "".join(f"<li><b>{title}</b>: {html.escape(meaning)}</li>" for title, meaning in ERROR_GROUPS.values())
+    on_line = " and ".join(f"'{ERROR_GROUPS[key][0]}'" for key in ON_ONE_LINE)
+    return ("<p class='note'>Macro-F1 weighs every confusion alike; a hematologist does not. Each error is put in one "
+            f"group by the cell lines below; {on_line} errors stay on one line. The grouping shows the structure of "
+            "the errors; it puts no cost on them.</p>"
+            f"<ul id='cell-lines'>{lines}<li><b>blasts</b> ({BLAST}): no lineage assigned</li></ul><ul>{groups}</ul>"
+            f"<p id='grouping-source' class='note'>Source of the grouping: {html.escape(SOURCE)}</p>")
+
+
+def error_groups_table(rows: list[tuple[str, str, dict]], row_kind: str) -> str:
+    """table#error-groups: one row per (key, title, clinical_groups.clinical_summary) with each group's count and
+    share of the errors; rows carry data-<row_kind>='key' (the ranking report lists teams with the same table)."""
+    head = "".join(f"<th>{title}</th>" for title, _ in ERROR_GROUPS.values())
+    body = []
+    for key, title, clinical in rows:
+        total = clinical["total_errors"]
+        cells = "".join(
+            f"<td class='{group}' data-value='{count / total if total else 0.0!r}'>{count}"
+            f" ({count / total if total else 0.0:.0%})</td>" for group, count in clinical["errors"].items())
+        body.append(f"<tr data-{row_kind}='{html.escape(key)}'><td class='name'>{html.escape(title)}</td>"
+                    f"<td class='total-errors'>{total}</td>{cells}</tr>")
+    return (f"<table id='error-groups'><tr><th class='name'>{row_kind}</th><th>errors</th>{head}</tr>"
+            + "".join(body) + "</table>")
+
+
+def blast_table(rows: list[tuple[str, str, dict]], row_kind: str) -> str:
+    """table#blast-figures: blasts, found, called blast, recall and precision with their 95% intervals, per row."""
+    body = []
+    for key, title, clinical in rows:
+        recall_low, recall_high = clinical["recall_interval"] or (None, None)
+        precision_low, precision_high = clinical["precision_interval"]
+        body.append(
+            f"<tr data-{row_kind}='{html.escape(key)}'><td class='name'>{html.escape(title)}</td>"
+            f"<td class='blasts'>{clinical['blasts']}</td><td class='found'>{clinical['blasts_found']}</td>"
+            f"<td class='called'>{clinical['called_blast']}</td>{_num(clinical['recall'], 'recall')}"
+            f"{_num(recall_low, 'recall-low')}{_num(recall_high, 'recall-high')}"
+            f"{_num(clinical['precision'], 'precision')}{_num(precision_low, 'precision-low')}"
+            f"{_num(precision_high, 'precision-high')}</tr>")
+    return (f"<table id='blast-figures'><tr><th class='name' rowspan='2'>{row_kind}</th><th rowspan='2'>blasts</th>"
+            "<th rowspan='2'>found</th><th rowspan='2'>called blast</th><th colspan='3'>blast recall</th>"
+            "<th colspan='3'>blast precision</th></tr><tr>" + "<th>value</th><th>95% low</th><th>95% high</th>" * 2
+            + "</tr>" + "".join(body) + "</table>")
+
+
+def blast_note(n_boot: int) -> str:
+    """What the blast figures and their intervals mean."""
+    return ("Recall: blasts found / blasts in the reference (n/a without blasts). Precision: blasts found / images "
+            f"called a blast (0 when none is). 95% percentile intervals from {n_boot} class-stratified bootstrap "
+            "replicates; a recall of 0 or 1 gives an interval of one point, which with a handful of blasts is no "
+            "evidence of certainty.")
 
 
 def _subset(subset: dict) -> str:

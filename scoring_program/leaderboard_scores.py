@@ -4,6 +4,7 @@ import numpy as np
 from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval
 from calibration_metrics import brier_score, expected_calibration_error, reliability_bins
 from classification_metrics import confusion_counts, confusion_metrics, per_class_table, present_classes, subset_metrics
+from clinical_groups import clinical_summary
 from label_space import SETS, SEVERITIES
 from prediction_file import AlignedPredictions
 from robustness_drops import macro_f1_drops
@@ -52,7 +53,8 @@ def compute_scores(subsets: dict[str, dict[str, float]], images_per_second: floa
 
 def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str, float]],
                           n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-    """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration.
+    """Everything detailed_results.html shows: per-subset tables, bootstrap intervals, robustness, calibration,
+    clinically grouped errors and blast figures.
 
     figures: subset_figures(table), computed once for both scores.json and this page.
     """
@@ -62,13 +64,15 @@ def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str
         y_true, y_pred = table.y_true[mask], table.y_pred[mask]
         confusions = bootstrap_confusions(y_true, y_pred[None, :], n_boot, rng)[:, 0]
         replicates[name] = confusion_metrics(confusions, present_classes(y_true))
+        confusion = confusion_counts(y_true, y_pred)
         subsets.append({
             "name": name,
             "images": int(mask.sum()),
             "metrics": figures[name],
             "per_class": per_class_table(y_true, y_pred),
-            "confusion": confusion_counts(y_true, y_pred),
+            "confusion": confusion,
             "macro_f1_interval": percentile_interval(replicates[name]["macro_f1"]),
+            "clinical": clinical_summary(confusion, confusions),
         })
     intervals = {key: percentile_interval(values) for key, values in leaderboard_figures(replicates).items()}
     calibration = None

@@ -95,3 +95,21 @@ def run_score(input_dir: Path, output_dir: Path, *extra: str) -> subprocess.Comp
     """score.py as CodaBench runs it (INPUT OUTPUT), in a fresh interpreter."""
     return subprocess.run([sys.executable, str(SCORE_PY), str(input_dir), str(output_dir), *extra],
                           capture_output=True, text=True, timeout=120)
+
+
+def write_output(folder: Path, reference: pd.DataFrame, predictions: pd.DataFrame, failed: tuple = ()) -> Path:
+    """A prediction step's output folder (predictions.csv + run_report.json), as ingestion writes it; the images
+    in `failed` have no row and are listed as predict() errors of an accepted run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    predictions[~predictions["image_id"].isin(failed)].to_csv(folder / "predictions.csv", index=False,
+                                                               float_format="%.6f")
+    report = run_report(reference)
+    lost = reference[reference["image_id"].isin(failed)]
+    report["errors"] = [{"set": s, "image_id": i, "error": "predict raised ValueError"}
+                        for s, i in zip(lost["set"], lost["image_id"])]
+    report["errors_total"] = len(lost)
+    for name in SETS:
+        report["sets"][name]["errors"] = int((lost["set"] == name).sum())
+        report["sets"][name]["predicted"] -= report["sets"][name]["errors"]
+    (folder / "run_report.json").write_text(json.dumps(report))
+    return folder

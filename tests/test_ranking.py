@@ -10,7 +10,7 @@ import pytest
 from bundle_copies import REPO
 from competition_rules import load_competition
 from rank import RankingError, leaderboard_columns, rank, read_codabench_csv, read_scores_files
-from scoring_inputs import predictions_frame, reference_frame
+from scoring_inputs import predictions_frame, reference_frame, write_output
 
 # WBCBench 2026's tie-breakers right after the primary score; hardware-dependent speed last.
 TIE_BREAK_ORDER = ("degraded_macro_f1", "degraded_balanced_accuracy", "degraded_macro_precision",
@@ -116,13 +116,14 @@ def test_missing_score_names_the_file(scores_files, columns, tmp_path):
 
 
 def test_command_line_with_rank_stability(tmp_path):
-    """scores.json files and their predictions: the table adds compare.py's bootstrap rank stability."""
+    """scores.json files and their prediction outputs: the table adds compare.py's bootstrap rank stability."""
     reference = reference_frame(cells_per_class=10)
     reference.to_csv(tmp_path / "reference.csv", index=False)
     scores_paths, prediction_paths = [], []
     for name, error_rate, primary in (("weak", 0.7, 0.3), ("strong", 0.05, 0.9)):
-        (tmp_path / name).mkdir()
-        predictions_frame(reference, error_rate=error_rate).to_csv(tmp_path / name / "predictions.csv", index=False)
+        # the weak run is scored with two accepted predict() failures: no rows, counted as wrong
+        failed = tuple(reference["image_id"][:2]) if name == "weak" else ()
+        write_output(tmp_path / name, reference, predictions_frame(reference, error_rate=error_rate), failed)
         (tmp_path / name / "scores.json").write_text(json.dumps(scores(primary)))
         scores_paths.append(tmp_path / name / "scores.json")
         prediction_paths.append(tmp_path / name / "predictions.csv")

@@ -3,10 +3,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from compare import compare
-from scoring_inputs import REPO, predictions_frame, reference_frame
+from compare import compare, compare_files
+from scoring_errors import SubmissionOutputError
+from scoring_inputs import REPO, predictions_frame, reference_frame, write_output
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +18,7 @@ def submissions(tmp_path_factory):
     reference.to_csv(root / "reference.csv", index=False)
     paths = []
     for name, error_rate in (("strong", 0.1), ("weak", 0.6), ("strong_twin", 0.1)):
-        (root / name).mkdir()
-        predictions_frame(reference, error_rate=error_rate, seed=1).to_csv(root / name / "predictions.csv", index=False)
+        write_output(root / name, reference, predictions_frame(reference, error_rate=error_rate, seed=1))
         paths.append(root / name / "predictions.csv")
     return root, paths
 
@@ -38,12 +39,29 @@ def test_compare_cli_names_the_broken_file(submissions, tmp_path):
     root, paths = submissions
     broken = tmp_path / "broken.csv"
     broken.write_text("image_id,set,label\n")
+    (tmp_path / "run_report.json").write_text((paths[0].parent / "run_report.json").read_text())
     run = subprocess.run([sys.executable, str(REPO / "tools" / "compare.py"), str(paths[0]), str(broken),
                           "--reference", str(root / "reference.csv"), "--out", str(tmp_path / "c.png")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert run.stderr.strip() == (f"Submission error: {broken}: broken.csv has a header but no rows: "
                                   "expected one row per image")
+
+
+def test_accepted_failures_are_compared_as_the_scorer_scores_them(submissions, tmp_path):
+    """Images whose predict() failed in an accepted run have no row: scored as wrong, never a missing-rows error."""
+    root, paths = submissions
+    reference = pd.read_csv(root / "reference.csv", dtype=str)
+    failed = tuple(reference.loc[reference["set"] == "degraded", "image_id"][:3])
+    complete = pd.read_csv(paths[0], dtype=str)
+    flaky = write_output(tmp_path / "flaky", reference, complete, failed)
+    result = compare_files([paths[0].parent, flaky], root / "reference.csv", n_boot=50)
+    assert result["names"] == ["strong", "flaky"]
+    assert result["macro_f1"][1] < result["macro_f1"][0]
+
+    (flaky / "run_report.json").unlink()
+    with pytest.raises(SubmissionOutputError, match=f"^{flaky}: run_report.json not found in {flaky}"):
+        compare_files([paths[0].parent, flaky], root / "reference.csv", n_boot=50)
 
 
 def test_paired_p_values_and_rank_stability():

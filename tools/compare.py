@@ -1,7 +1,9 @@
 """Compare submissions on one reference: ranking on degraded macro-F1, bootstrap rank stability, paired p-values.
 
-Usage: python tools/compare.py PRED1.csv PRED2.csv ... --reference REF.csv [--out compare.png]
-Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
+Usage: python tools/compare.py OUTPUT1 OUTPUT2 ... --reference REF.csv [--out compare.png]
+Each OUTPUT is a prediction step's output folder (predictions.csv + run_report.json) or its predictions file, read
+as the scorer reads it (tools/prediction_outputs.py): images whose predict() failed in an accepted run count as
+wrong. Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
 differences are paired: a p-value is two-sided, 2 x the smaller share of replicates on either side of 0
 (with the +1 correction, so never below 2/(B+1)).
 """
@@ -16,16 +18,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring_program"))
 
 from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval  # noqa: E402
 from classification_metrics import confusion_metrics, macro_f1, present_classes  # noqa: E402
-from prediction_file import read_predictions  # noqa: E402
+from prediction_outputs import read_output  # noqa: E402
 from reference_file import read_reference  # noqa: E402
 from scoring_errors import ScoringError  # noqa: E402
 
+# Replicates drawn at once: the confusions of a chunk take chunk x submissions x 14 x 14 integers.
+CHUNK = 1000
+
 
 def submission_names(paths: list[Path]) -> list[str]:
-    """Short names: the file stem, or its folder's name for files called predictions.csv or scores.json; paths if
-    ambiguous."""
-    names = [p.parent.name if p.stem in ("predictions", "scores") else p.stem for p in paths]
+    """Short names: a folder's name, the file stem, or its folder's name for files called predictions.csv or
+    scores.json; paths if ambiguous."""
+    names = [p.name if p.is_dir() else p.parent.name if p.stem in ("predictions", "scores") else p.stem
+             for p in paths]
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def bootstrap_macro_f1(y_true: np.ndarray, y_preds: np.ndarray, n_boot: int = N_BOOTSTRAP,
+                       seed: int = 0) -> np.ndarray:
+    """(n_boot, m) macro-F1 of m submissions (y_preds: (m, n)) in class-stratified replicates of the same images,
+    drawn in chunks so that tens of thousands of replicates fit in memory."""
+    rng = np.random.default_rng(seed)
+    present = present_classes(y_true)
+    sizes = [min(CHUNK, n_boot - start) for start in range(0, n_boot, CHUNK)]
+    chunks = [confusion_metrics(bootstrap_confusions(y_true, y_preds, size, rng), present)["macro_f1"]
+              for size in sizes]
+    return np.concatenate(chunks)
+
+
+def paired_p_values(replicates: np.ndarray) -> np.ndarray:
+    """(m, m) two-sided paired bootstrap p-values of the difference of every two columns of (B, m) replicates:
+    2 x the smaller share of replicates on either side of 0, +1 corrected; 1 on the diagonal. One row at a time, so
+    that tens of thousands of replicates of dozens of submissions stay small."""
+    n_boot = replicates.shape[0]
+    below = np.stack([(replicates[:, [i]] - replicates <= 0).sum(axis=0) for i in range(replicates.shape[1])])
+    above = np.stack([(replicates[:, [i]] - replicates >= 0).sum(axis=0) for i in range(replicates.shape[1])])
+    p_value = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_boot + 1))
+    np.fill_diagonal(p_value, 1.0)
+    return p_value
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis: 1 = the highest value, ties share the better rank."""
+    return rankdata(-np.asarray(values), method="min", axis=-1).astype(int)
 
 
 def compare(y_true: np.ndarray, y_preds: np.ndarray, names: list[str], n_boot: int = N_BOOTSTRAP,
@@ -34,17 +69,12 @@ def compare(y_true: np.ndarray, y_preds: np.ndarray, names: list[str], n_boot: i
 
     Returns names, macro_f1 (m,), interval (m, 2), rank (m,) (1 = best, ties share the better rank),
     rank_stability (m,) (share of replicates in which each keeps its rank), rank_range (m, 2) (95% of
-    replicate ranks) and p_value (m, m) for the paired difference of macro-F1.
+    replicate ranks), p_value (m, m) for the paired difference of macro-F1, and the replicates' ranks (B, m).
     """
     observed = np.array([macro_f1(y_true, p) for p in y_preds])
-    confusions = bootstrap_confusions(y_true, y_preds, n_boot, np.random.default_rng(seed))
-    replicates = confusion_metrics(confusions, present_classes(y_true))["macro_f1"]  # (B, m)
-    rank = rankdata(-observed, method="min").astype(int)
-    replicate_ranks = rankdata(-replicates, method="min", axis=1).astype(int)
-    below = (replicates[:, :, None] - replicates[:, None, :] <= 0).sum(axis=0)
-    above = (replicates[:, :, None] - replicates[:, None, :] >= 0).sum(axis=0)
-    p_value = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (n_boot + 1))
-    np.fill_diagonal(p_value, 1.0)
+    replicates = bootstrap_macro_f1(y_true, y_preds, n_boot, seed)  # (B, m)
+    rank = ranks(observed)
+    replicate_ranks = ranks(replicates)
     return {
         "names": list(names),
         "n_boot": n_boot,
@@ -53,7 +83,8 @@ def compare(y_true: np.ndarray, y_preds: np.ndarray, names: list[str], n_boot: i
         "rank": rank,
         "rank_stability": (replicate_ranks == rank).mean(axis=0),
         "rank_range": np.percentile(replicate_ranks, [2.5, 97.5], axis=0, method="lower").T.astype(int),
-        "p_value": p_value,
+        "p_value": paired_p_values(replicates),
+        "replicate_ranks": replicate_ranks,
     }
 
 
@@ -105,14 +136,9 @@ def plot(result: dict, out_path: Path) -> None:
 
 
 def compare_files(paths: list[Path], reference_path: Path, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-    """Validate every prediction file against the reference (as the scorer does) and compare on the degraded set."""
+    """Read every prediction output against the reference as the scorer does and compare on the degraded set."""
     reference = read_reference(reference_path)
-    tables = []
-    for path in paths:
-        try:
-            tables.append(read_predictions(path, reference))
-        except ScoringError as err:  # several files may be called predictions.csv: name the path
-            raise type(err)(f"{path}: {err}") from None
+    tables = [read_output(path, reference).table for path in paths]
     degraded = tables[0].set == "degraded"
     y_preds = np.stack([t.y_pred[degraded] for t in tables])
     return compare(tables[0].y_true[degraded], y_preds, submission_names(paths), n_boot, seed)
@@ -120,14 +146,15 @@ def compare_files(paths: list[Path], reference_path: Path, n_boot: int = N_BOOTS
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("predictions", nargs="+", type=Path, help="predictions.csv files of the submissions")
+    parser.add_argument("predictions", nargs="+", type=Path,
+                        help="prediction output folders (predictions.csv + run_report.json) or their predictions files")
     parser.add_argument("--reference", required=True, type=Path, help="the phase's reference.csv")
     parser.add_argument("--out", type=Path, default=Path("compare.png"), help="PNG to write (default compare.png)")
     parser.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP, help="bootstrap replicates (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if len(args.predictions) < 2:
-        parser.error("give at least two prediction files to compare")
+        parser.error("give at least two prediction outputs to compare")
     try:
         result = compare_files(args.predictions, args.reference, args.bootstrap, args.seed)
     except ScoringError as err:

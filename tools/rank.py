@@ -3,13 +3,15 @@
 Usage:
   python tools/rank.py S1/scores.json S2/scores.json ...      # one scores.json per submission, oldest first
   python tools/rank.py results.csv                            # the Final phase's results exported from CodaBench
-  add --predictions P1.csv P2.csv ... --reference REF.csv     # same submissions, same order: rank stability
+  add --predictions OUT1 OUT2 ... --reference REF.csv         # their prediction outputs, same order: rank stability
 
 The order is CodaBench's (api/serializers/leaderboards.py): the primary column, then every other column of
 competition.yaml's leaderboard in index order, each by its own sorting, then submission time (oldest first).
 Values are compared as the platform stores them, rounded to 10 decimals, not as it shows them. A CSV export
 lists the submissions in the platform's order, so its row order stands for submission time; scores.json
-files are taken in the order given.
+files are taken in the order given. Each OUT is a prediction step's output folder (predictions.csv + run_report.json)
+or its predictions file, read as the scorer reads it (accepted predict() failures count as wrong). The full report
+with significance and rankings by severity is tools/ranking_report.py.
 """
 import argparse
 import csv
@@ -103,7 +105,7 @@ def add_stability(ordered: list, rows: list, predictions: list, reference: Path,
     """Each row gains the share of bootstrap replicates in which it keeps its primary-score rank, and the 95%
     range of its rank (tools/compare.py: paired, class-stratified resampling of the degraded set)."""
     if len(predictions) != len(rows):
-        raise RankingError(f"{len(predictions)} prediction files for {len(rows)} submissions: give one per "
+        raise RankingError(f"{len(predictions)} prediction outputs for {len(rows)} submissions: give one per "
                            "submission, in the same order")
     result = compare_files([Path(p) for p in predictions], reference, n_boot, seed)
     by_name = {row["name"]: index for index, row in enumerate(rows)}
@@ -135,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("scores", nargs="+", type=Path, help="scores.json files (oldest first) or one CodaBench CSV")
     parser.add_argument("--competition", type=Path, default=REPO / "competition.yaml",
                         help="the competition.yaml whose leaderboard columns define the order")
-    parser.add_argument("--predictions", nargs="+", type=Path, help="predictions.csv per submission, same order")
+    parser.add_argument("--predictions", nargs="+", type=Path,
+                        help="prediction output folder (or its predictions.csv) per submission, same order")
     parser.add_argument("--reference", type=Path, help="the phase's reference.csv (with --predictions)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
