@@ -1,4 +1,4 @@
-# Competition image of the WBCBench bundle; competition.yaml's docker_image and the README build this tag:
+# Competition image of the WBCBench bundle; competition.yaml's docker_image and ORGANIZERS.md build this tag:
 #   docker build -t docker.io/wbcbench/bundle:2026.11-torch2.14.1 .
 # Python 3.11.7 is the interpreter the pins are tested with (.venv). The PyPI torch wheels are CUDA builds
 # (they pull the nvidia-* runtime wheels), so the same image runs on CodaBench GPU workers and on CPUs.

@@ -39,7 +39,7 @@ def measure(input_size: int, tta: str, count: int, batch_size: int, seed: int = 
     import baseline_model
 
     with tempfile.TemporaryDirectory(prefix="throughput_") as work:
-        folder = make_submission(Path(work) / "resnet50", input_size, tta, seed)
+        folder = make_submission(Path(work) / "resnet50", input_size, 1.0, tta, seed)
         _, model = load_model(folder)
         images = cell_images(count, seed)
         model.predict_batch(images[:batch_size])

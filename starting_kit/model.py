@@ -92,7 +92,8 @@ class Model:
     def load(self):
         path = Path(__file__).parent / WEIGHTS_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: train the starting kit first with `{MAKE_WEIGHTS}`")
+            raise FileNotFoundError(f"{path} not found: put {WEIGHTS_FILE} in the submission zip, next to model.py "
+                                    f"(train.py makes it: `{MAKE_WEIGHTS}`)")
         import joblib  # installed with scikit-learn
 
         self.classifier = joblib.load(path)

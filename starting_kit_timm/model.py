@@ -29,7 +29,8 @@ def read_card(folder: Path = HERE) -> dict:
     """The card saved by train.py, checked against this file's class order."""
     for name in (CARD_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} not found: train the kit first with `{MAKE_WEIGHTS}`")
+            raise FileNotFoundError(f"{folder / name} not found: put {WEIGHTS_FILE} and {CARD_FILE} in the "
+                                    f"submission zip, next to model.py (train.py makes them: `{MAKE_WEIGHTS}`)")
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     if tuple(card["classes"]) != CLASSES:
         raise ValueError(f"{folder / CARD_FILE} lists classes {card['classes']}, model.py expects {CLASSES}")

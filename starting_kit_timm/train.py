@@ -1,4 +1,4 @@
-"""Fine-tune a small timm network on a WBCBench-format release; saves weights.safetensors and card.json beside model.py.
+"""Train a small timm network on a WBCBench-format release; saves weights.safetensors and card.json beside model.py.
 
     python starting_kit_timm/train.py build/demo_release            # the demo release (make demo builds it)
     python starting_kit_timm/train.py /path/to/wbcbench_release     # the real release (parquet shards)
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import f1_score
+from tqdm import tqdm
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = ("pristine", "degraded")  # the release's degraded training rows are used when it has them
@@ -50,8 +51,9 @@ def read_split(release_dir, split, config):
 
 
 def decode(images, labels, size):
-    """(n, 3, size, size) uint8 tensor and class indices."""
-    pixels = np.stack([model.to_array(Image.open(io.BytesIO(data)), size) for data in images])
+    """(n, 3, size, size) uint8 tensor and class indices; a progress bar, as decoding takes a while."""
+    progress = tqdm(images, desc=f"decoding {len(images)} images at {size} px", unit="img", file=sys.stderr)
+    pixels = np.stack([model.to_array(Image.open(io.BytesIO(data)), size) for data in progress])
     return (torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
             torch.tensor([model.CLASSES.index(label) for label in labels]))
 

@@ -12,9 +12,11 @@ FILLED_ORGANIZER = {
     "organizers": "A. Organizer (chair), Example Institute", "contact_email": "wbc@example.org",
     "endorsement": "Run independently of the WBCBench 2026 organizers.",
     "conflict_of_interest": "Organizers' groups are ranked separately.", "ethics_approval": "Example approval 42.",
-    "prizes": "No prizes.", "final_test_set": "a private test set held by the organizers",
+    "prizes": "No prizes.", "final_test_set": "the release's phase2_test split, whose labels are public",
     "development_start": "2027-02-01 00:00:00", "final_start": "2027-04-01 12:00:00",
     "final_end": "2027-04-15 23:59:59", "results_announced": "2027-05-01 at Example Conference",
+    "lifecycle": "One-off.", "publication_policy": "Publish after the announcement.",
+    "annotation": "As the release's paper states.", "software_repository": "https://example.org/bundle",
     "queue": "6f1b3c52-9a43-4d57-8a2b-0c1d2e3f4a5b", "worker": "1 x GPU, 8 cores", "worker_images_per_second": 50,
 }
 BUNDLE_FOLDERS = ("ingestion_program", "scoring_program", "pages")

@@ -14,7 +14,7 @@ PBC_RELEASE = REPO.parent / "shared" / "data" / "pbc_wbcbench"
 for folder in ("tools", "ingestion_program", "scoring_program", "baselines"):
     sys.path.insert(0, str(REPO / folder))
 
-# Pristine images per split of the small demo release the tests build (each also gets a degraded twin).
+# Cells per split of the small demo release the tests build (each has a pristine image and a degraded version).
 SMALL_SPLITS = {"phase2_train": 260, "phase2_eval": 80, "phase2_test": 80}
 
 

@@ -101,7 +101,7 @@ def test_strength_scales_the_degradation(images):
 
 
 def test_synthesized_versions_depend_only_on_seed_stream_and_position(images):
-    """prepare.py and the baselines' validation set share this rule: a twin does not move when images are added."""
+    """prepare.py and the baselines' validation set share this rule: a version does not move when images are added."""
     from jpeg_encoding import encode_jpeg
 
     jpegs = [encode_jpeg(image) for image in images[:3]]

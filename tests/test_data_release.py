@@ -109,7 +109,7 @@ def test_degraded_rows_link_to_pristine_rows_of_the_same_split(tables):
         degraded = tables["degraded", split]
         assert all(r["severity"] == "pristine" and r["original_image_id"] == "" for r in pristine.values())
         assert all(r["wbcbench_split"] == split for r in degraded + list(pristine.values()))
-        assert sorted(r["original_image_id"] for r in degraded) == sorted(pristine)  # one twin per cell
+        assert sorted(r["original_image_id"] for r in degraded) == sorted(pristine)  # one version per cell
         for r in degraded:
             source = pristine[r["original_image_id"]]
             assert (r["label"], r["patient_hash"]) == (source["label"], source["patient_hash"])

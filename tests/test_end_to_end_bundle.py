@@ -32,6 +32,7 @@ def test_demo_chain_final_phase_from_the_packed_zip(small_bundle, trained_starti
 
 def test_pbc_chain(pbc_release, trained_starting_kit, tmp_path):
     prepare(pbc_release, tmp_path / "data", seed=7, phases={"eval": "phase2_eval", "test": "phase2_eval"}, limit=40)
-    root = make_release_ready(copy_bundle(tmp_path / "data", tmp_path / "root", starting_kit=trained_starting_kit))
+    root = make_release_ready(copy_bundle(tmp_path / "data", tmp_path / "root", starting_kit=trained_starting_kit),
+                              final_test_set="a private test set held by the organizers")  # Final from phase2_eval
     result = _pack_and_run(root, "eval", tmp_path, demo=False)  # real cells, organizer.yaml filled: no --demo
     assert result.detailed_results is not None

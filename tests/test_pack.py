@@ -45,7 +45,9 @@ def test_refuses_organizer_placeholders_without_flag(root, tmp_path):
     message = refusal(root, tmp_path)
     assert ("organizer.yaml: still placeholders: organizers, contact_email, endorsement, conflict_of_interest, "
             "ethics_approval, prizes, final_test_set, development_start, final_start, final_end, results_announced, "
-            "queue, worker, worker_images_per_second; fill them (or pass --demo") in message
+            "lifecycle, publication_policy, annotation, software_repository, queue, worker, worker_images_per_second; "
+            "fill them (or pass "
+            "--demo") in message
 
 
 def test_refuses_seed_zero_on_real_data(ready, tmp_path):
@@ -88,6 +90,22 @@ def test_refuses_a_cell_in_two_phases(ready, tmp_path):
     path.write_text("\n".join([header] + [",".join(row) for row in rows]) + "\n")
     assert (f"{path}: 1 cell(s) also in {ready / 'reference_data' / 'eval' / 'reference.csv'}, e.g. cell_id "
             f"'{shared}'; each cell belongs to one phase") in refusal(ready, tmp_path)
+
+
+def test_a_refusal_removes_an_earlier_bundle(root, tmp_path):
+    (tmp_path / "bundle.zip").write_bytes(b"an earlier --demo bundle")
+    refusal(root, tmp_path)  # asserts bundle.zip is gone
+
+
+def test_worker_rate_may_be_quoted_and_the_final_set_must_match_the_data(ready, tmp_path):
+    make_release_ready(ready, worker_images_per_second="50")
+    assert pack_bundle(ready, tmp_path / "b.zip").is_file()
+    make_release_ready(ready, final_test_set="a private test set held by the organizers")
+    assert ("organizer.yaml final_test_set says 'a private test set held by the organizers', but the Final phase "
+            "was built from the release's split 'phase2_test' (reference_data/manifest.json)") in refusal(ready,
+                                                                                                          tmp_path)
+    make_release_ready(ready, final_test_set="our own cells")
+    assert "organizer.yaml final_test_set: 'our own cells' is neither of" in refusal(ready, tmp_path)
 
 
 def test_refuses_a_budget_not_below_the_limit(ready, tmp_path):
@@ -161,6 +179,8 @@ def test_organizer_fields_and_budgets_reach_the_bundle(ready, tmp_path):
     assert not [name for name, text in pages.items() if "{{" in text or "TODO" in text]
     assert "wbc@example.org" in pages["pages/overview.md"] and "No prizes." in pages["pages/terms.md"]
     assert "2027-04-01 12:00:00" in pages["pages/overview.md"]
+    assert ("repository https://example.org/bundle, version not recorded (the bundle was packed outside a git "
+            "checkout)") in pages["pages/overview.md"]
 
 
 def test_demo_bundle_shows_placeholders_and_fits_the_default_queue(root, tmp_path):

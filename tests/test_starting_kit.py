@@ -79,6 +79,7 @@ def test_missing_weights_error_names_the_file_and_the_command(tmp_path):
         model.load()
     message = str(error.value)
     assert str(tmp_path / "classifier.joblib") in message
+    assert "put classifier.joblib in the submission zip, next to model.py" in message
     assert "python starting_kit/train.py build/demo_release" in message and "make starting-kit" in message
 
 

@@ -79,7 +79,15 @@ def test_missing_weights_name_the_file_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         import_model_module(tmp_path / "model.py").Model().load()
     assert str(tmp_path / "card.json") in str(error.value)
+    assert "put weights.safetensors and card.json in the submission zip, next to model.py" in str(error.value)
     assert "python starting_kit_timm/train.py build/demo_release" in str(error.value)
+
+
+def test_decoding_shows_its_progress(small_release, capsys):
+    """Decoding the training images is the long silent start of a run: it shows a progress bar."""
+    train = load_module(KIT / "train.py")
+    train.training_data(small_release, 16, limit=8)
+    assert "decoding 8 images at 16 px" in capsys.readouterr().err
 
 
 def test_pretrained_falls_back_to_random_weights_when_offline(capsys, monkeypatch):

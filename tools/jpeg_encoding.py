@@ -3,7 +3,7 @@ import io
 
 from PIL import Image, JpegImagePlugin
 
-SYNTHESIZED_JPEG_QUALITY = 95  # every JPEG the tools make from pixels (degraded twins, --reencode) is saved at this
+SYNTHESIZED_JPEG_QUALITY = 95  # every JPEG the tools make from pixels (degraded versions, --reencode) is saved at this
 
 
 def encode_jpeg(image: Image.Image, quality: int = SYNTHESIZED_JPEG_QUALITY) -> bytes:

@@ -78,9 +78,9 @@ def _keep_freed_memory():
 
 
 def _render_pair(job):
-    """One pristine cell and its degraded twin as JPEG bytes, from the job's own seeds (any worker, same bytes).
+    """One pristine cell and its degraded version as JPEG bytes, from the job's own seeds (any worker, same bytes).
 
-    The twin degrades the published pristine JPEG, so degradation_params.csv reproduces it from the release.
+    The version degrades the published pristine JPEG, so degradation_params.csv reproduces it from the release.
     """
     label, cell_seed, severity, degrade_seed = job
     pristine_bytes = _jpeg(cells.render_cell(label, np.random.default_rng(cell_seed)))
@@ -136,7 +136,7 @@ def build_release(out_dir, seed=0, split_sizes=None, *, workers=None):
     plan = _plan(seed, split_sizes)
     jobs = [(r["label"], r["cell_seed"], r["severity"], r["degrade_seed"]) for rows in plan.values() for r in rows]
     workers = workers or min(2, os.cpu_count() or 1)
-    progress = dict(total=len(jobs), desc="rendering cells and degraded twins", unit="cell")
+    progress = dict(total=len(jobs), desc="rendering cells and their degraded versions", unit="cell")
     if workers > 1:
         with multiprocessing.get_context().Pool(workers, initializer=_keep_freed_memory) as pool:
             results = list(tqdm(pool.imap(_render_pair, jobs, chunksize=16), **progress))

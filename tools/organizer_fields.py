@@ -17,8 +17,13 @@ from competition_rules import DATE_FORMAT, DATE_PATTERN, MAX_LENGTHS
 PLACEHOLDER = "TODO"
 DEFAULT_QUEUE = "default"
 FIELDS = ("organizers", "contact_email", "endorsement", "conflict_of_interest", "ethics_approval", "prizes",
-          "final_test_set", "development_start", "final_start", "final_end", "results_announced", "queue", "worker",
-          "worker_images_per_second")
+          "final_test_set", "development_start", "final_start", "final_end", "results_announced", "lifecycle",
+          "publication_policy", "annotation", "software_repository", "queue", "worker", "worker_images_per_second")
+# The two Final sets an edition can rank on (ORGANIZERS.md, step 0): the sentence the pages show -> whether the
+# Final phase is built from the release's public phase2_test (pack.py checks it against the manifest).
+FINAL_TEST_SETS = {"the release's phase2_test split, whose labels are public": True,
+                   "a private test set held by the organizers": False}
+PUBLIC_TEST_SPLIT = "phase2_test"
 DATE_FIELDS = ("development_start", "final_start", "final_end")
 PHASE_FIELDS = ("start", "end", "max_submissions", "max_submissions_per_day", "execution_time_limit")
 MARKER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
@@ -60,9 +65,12 @@ def check_organizer(organizer: dict) -> list:
     if len(str(filled.get("prizes", ""))) > MAX_LENGTHS["reward"]:
         problems.append(f"organizer.yaml prizes: {len(str(filled['prizes']))} characters; CodaBench's 'reward' holds "
                         f"at most {MAX_LENGTHS['reward']}: put the details on the pages, a summary here")
-    rate = filled.get("worker_images_per_second")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
-        problems.append(f"organizer.yaml worker_images_per_second: {rate!r} is not a positive number")
+    if "worker_images_per_second" in filled and images_per_second(organizer) is None:
+        problems.append(f"organizer.yaml worker_images_per_second: {filled['worker_images_per_second']!r} is not a "
+                        "positive number")
+    if "final_test_set" in filled and filled["final_test_set"] not in FINAL_TEST_SETS:
+        problems.append(f"organizer.yaml final_test_set: {filled['final_test_set']!r} is neither of "
+                        + " nor ".join(repr(choice) for choice in FINAL_TEST_SETS))
     dates = {}
     for name in DATE_FIELDS:
         if name in filled:
@@ -73,6 +81,28 @@ def check_organizer(organizer: dict) -> list:
     if len(dates) == len(DATE_FIELDS) and not dates["development_start"] < dates["final_start"] < dates["final_end"]:
         problems.append("organizer.yaml: development_start, final_start and final_end must be in that order")
     return problems
+
+
+def images_per_second(organizer: dict):
+    """worker_images_per_second as a number (quoted or not, as the template's placeholder is), else None."""
+    rate = organizer.get("worker_images_per_second")
+    if isinstance(rate, bool) or is_placeholder(rate):
+        return None
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        return None
+    return rate if rate > 0 and rate != float("inf") else None
+
+
+def check_final_set(organizer: dict, final_split) -> list:
+    """final_test_set against the release split the Final phase was built from (the manifest's)."""
+    choice = organizer.get("final_test_set")
+    if choice not in FINAL_TEST_SETS or final_split is None or FINAL_TEST_SETS[choice] == (final_split ==
+                                                                                          PUBLIC_TEST_SPLIT):
+        return []
+    return [f"organizer.yaml final_test_set says {choice!r}, but the Final phase was built from the release's "
+            f"split '{final_split}' (reference_data/manifest.json); rebuild the data or correct the field"]
 
 
 def queue_of(organizer: dict):
@@ -99,12 +129,13 @@ def bundle_config(config: dict, organizer: dict) -> dict:
     return config
 
 
-def page_fields(config: dict, organizer: dict, phase_limits: dict) -> dict:
-    """Every {{ field }} a page may use: the organizer's values, then per phase '<name>_<key>' from the yaml.
+def page_fields(config: dict, organizer: dict, phase_limits: dict, bundle_version: str) -> dict:
+    """Every {{ field }} a page may use: the organizer's values, the bundle's version, then per phase
+    '<name>_<key>' from the yaml.
 
     phase_limits: phase name -> (effective execution time limit, time budget) in seconds, as pack.py computed.
     """
-    fields = {name: str(organizer.get(name, "")).strip() for name in FIELDS}
+    fields = {name: str(organizer.get(name, "")).strip() for name in FIELDS} | {"bundle_version": bundle_version}
     for phase in config.get("phases") or []:
         prefix = str(phase.get("name", "")).lower()
         fields.update({f"{prefix}_{key}": str(phase.get(key, "")) for key in PHASE_FIELDS})

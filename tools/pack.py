@@ -9,6 +9,7 @@ not below its limit, or more images than the ResNet-50 baseline with its TTA pre
 """
 import argparse
 import json
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ import yaml
 from competition_rules import (DEFAULT_QUEUE_LIMIT, check_competition, check_score_keys, check_time_limits,
                                effective_time_limit, leaderboard_keys, load_competition, referenced_paths)
 from fixed_zip import folder_entries, write_zip
-from organizer_fields import (bundle_config, check_organizer, is_placeholder, load_organizer, page_fields,
-                              render_page, unfilled)
+from organizer_fields import (bundle_config, check_final_set, check_organizer, images_per_second, load_organizer,
+                              page_fields, render_page, unfilled)
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_FILE = "time_budget.json"
@@ -47,6 +48,19 @@ class Bundle:
     notes: list = field(default_factory=list)
 
 
+def bundle_version(root: Path) -> str:
+    """The evaluation software's version for the pages: the git commit of the bundle folder, marked when the
+    working tree has changes git does not hold (BIAS asks for the version of the software that scored)."""
+    def git(*args):
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return "not recorded (the bundle was packed outside a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if git("status", "--porcelain") else "")
+
+
 def default_budget(limit: int) -> int:
     """The time budget for a step limit: a tenth of it (at least 60 s) is left for start-up and the report."""
     return limit - max(60, limit // 10)
@@ -62,13 +76,15 @@ def count_images(folder: Path) -> int:
     return total
 
 
-def _check_data(config, root, demo, problems):
-    """Bundle data built by prepare.py, complete for every task, not the demo data nor seed 0 unless --demo."""
+def _check_data(config, root, demo, organizer, problems):
+    """Bundle data built by prepare.py, complete for every task, not the demo data nor seed 0 unless --demo, its
+    Final phase the set organizer.yaml says."""
     manifest_path = root / "reference_data" / "manifest.json"
     if not manifest_path.is_file():
         problems.append(f"{manifest_path}: not found; build the data first (python tools/prepare.py RELEASE --out .)")
     else:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        problems += check_final_set(organizer, _final_split(config, manifest))
         if manifest.get("demo", True) and not demo:
             problems.append(f"{manifest_path}: the data is the synthetic demo data (demo: true); build it from the "
                             "release with tools/prepare.py, or pass --demo to pack it anyway")
@@ -82,6 +98,16 @@ def _check_data(config, root, demo, problems):
                 problems += [f"task {task.get('name')}: {task[kind]}/{name} missing" for name in names
                              if not (folder / name).is_file()]
     _check_cells_once(config, root, problems)
+
+
+def _final_split(config, manifest):
+    """The release split the last phase's data was built from, as the manifest records it (None if unknown)."""
+    phases = sorted(config.get("phases") or [], key=lambda phase: phase.get("index", 0))
+    tasks = {task.get("index"): task for task in config.get("tasks") or [] if isinstance(task, dict)}
+    folders = [str((tasks.get(index) or {}).get("input_data", "")) for index in (phases[-1].get("tasks") or [])] \
+        if phases else []
+    entries = [manifest.get("phases", {}).get(Path(folder).name) for folder in folders if folder]
+    return next((entry.get("split") for entry in entries if isinstance(entry, dict)), None)
 
 
 def _check_cells_once(config, root, problems):
@@ -126,7 +152,7 @@ def _plan_phases(bundle, root, organizer, *, demo, default_queue_limit, override
     """Each phase's effective limit and time budget; refuse a budget not below the limit or a phase too big."""
     config = bundle.config
     queue = config.get("queue")
-    rate = organizer.get("worker_images_per_second") if queue else cpu_rate
+    rate = images_per_second(organizer) if queue else cpu_rate
     where = "on the organizer's worker (organizer.yaml)" if queue else "planned for the default CPU queue"
     tasks = {task.get("index"): task for task in config.get("tasks") or [] if isinstance(task, dict)}
     limits = {}
@@ -148,15 +174,15 @@ def _plan_phases(bundle, root, organizer, *, demo, default_queue_limit, override
                 continue
             bundle.budgets[folder_name] = min(budget, bundle.budgets.get(folder_name, budget))
             limits[name] = (limit, bundle.budgets[folder_name])
-            if is_placeholder(rate):
+            if rate is None:
                 bundle.notes.append(f"phase {name}: capacity not checked (organizer.yaml worker_images_per_second "
                                     "is a placeholder)")
                 continue
             images = count_images(folder)
-            need = LOAD_SECONDS + SLACK * images / float(rate)
+            need = LOAD_SECONDS + SLACK * images / rate
             if need > budget:
-                fits = int((budget - LOAD_SECONDS) * float(rate) / SLACK)
-                message = (f"phase {name}: {images} images at {rate} images/s {where} need about {need:.0f} s with a "
+                fits = int((budget - LOAD_SECONDS) * rate / SLACK)
+                message = (f"phase {name}: {images} images at {rate:g} images/s {where} need about {need:.0f} s with a "
                            f"{SLACK}x margin, more than its {budget} s time budget (limit {limit} s{capped}; about "
                            f"{fits} images fit); attach "
                            "a GPU queue (organizer.yaml 'queue') or make the phase smaller "
@@ -192,10 +218,10 @@ def check_bundle(root=REPO, *, demo=False, default_queue_limit=DEFAULT_QUEUE_LIM
     problems += check_competition(bundle.config, root)
     problems += check_time_limits(bundle.config, default_queue_limit)
     problems += check_score_keys(bundle.config, leaderboard_keys(root))
-    _check_data(bundle.config, root, demo, problems)
+    _check_data(bundle.config, root, demo, organizer, problems)
     limits = _plan_phases(bundle, root, organizer, demo=demo, default_queue_limit=default_queue_limit,
                           overrides=dict(time_budgets or {}), cpu_rate=cpu_images_per_second, problems=problems)
-    fields = page_fields(bundle.config, organizer, limits)
+    fields = page_fields(bundle.config, organizer, limits, bundle_version(root))
     pages = [bundle.config.get("terms")] + [page.get("file") for page in bundle.config.get("pages") or []
                                             if isinstance(page, dict)]
     for page in dict.fromkeys(path for path in pages if path and (root / path).is_file()):
@@ -220,6 +246,8 @@ def pack_bundle(root=REPO, out=None, *, demo=False, log=None, **options) -> Path
     options: default_queue_limit, time_budgets ({phase name: seconds}), cpu_images_per_second (check_bundle).
     """
     root = Path(root)
+    out = Path(out or root / "dist" / "bundle.zip")
+    out.unlink(missing_ok=True)  # a refusal must not leave an earlier bundle to be uploaded by mistake
     bundle = check_bundle(root, demo=demo, **options)
     for note in bundle.notes:
         (log or (lambda message: print(f"pack: note: {message}", file=sys.stderr)))(note)
@@ -238,7 +266,7 @@ def pack_bundle(root=REPO, out=None, *, demo=False, log=None, **options) -> Path
             else:
                 yield relative, path.read_bytes()
 
-    return write_zip(Path(out or root / "dist" / "bundle.zip"), entries())
+    return write_zip(out, entries())
 
 
 # Starting-kit folders: the trained file that makes each one a runnable submission, and the command that makes it.
@@ -298,7 +326,8 @@ def main(argv=None):
         print(f"pack: refused: {error}", file=sys.stderr)
         return 2
     print(f"wrote {bundle} ({bundle.stat().st_size / 1e6:.1f} MB): "
-          "upload it on CodaBench (Benchmarks > Management > Upload)")
+          + ("a demo bundle (placeholders and synthetic data): for trying CodaBench's upload, not a real edition"
+             if args.demo else "upload it on CodaBench (user menu > Competitions > Upload)"))
     if not args.no_submissions:
         pack_submissions(args.root, Path(args.out).parent if args.out else None)
     return 0
