@@ -44,8 +44,13 @@ $(DEMO_RELEASE_STAMP): $(STAMP) tools/make_demo_release.py tools/cells.py tools/
 
 bundle-data: $(BUNDLE_DATA_STAMP)
 
-$(BUNDLE_DATA_STAMP): $(DEMO_RELEASE_STAMP) tools/prepare.py
+# Every tool prepare.py runs; then each phase's time_budget.json, as the packed demo bundle carries it (the
+# local dry run stops where the default queue would).
+PREPARE_SOURCES := $(addprefix tools/,prepare.py phase_sampling.py release_reader.py image_store.py jpeg_encoding.py \
+                     jpeg_metadata.py fixed_zip.py degrade.py vocabulary.py)
+$(BUNDLE_DATA_STAMP): $(DEMO_RELEASE_STAMP) $(PREPARE_SOURCES) tools/pack.py competition.yaml
 	$(PY) tools/prepare.py $(DEMO_RELEASE) --out . --seed $(SEED) --demo
+	$(PY) tools/pack.py --demo --budgets-only
 	touch $@
 
 starting-kit: $(STARTING_KIT_MODEL)

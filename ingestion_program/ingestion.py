@@ -202,11 +202,22 @@ def stop_reason(state: Run, budget: TimeBudget, exc: Exception) -> str:
         what = (f"the ingestion program was sent {budget.stopped_by} (by the submission's process, or by whoever "
                 "stopped the run)")
     elif budget.expired or isinstance(exc, BudgetExceeded):
-        what = f"time budget of {state.options.budget_seconds:g} s exceeded"
+        return (f"time budget of {state.options.budget_seconds:g} s exceeded while {state.stage} ({state.done} of "
+                f"{state.total} images done); the predictions made so far were written; {too_slow_hint(state)}")
     else:
         what = str(exc)
     return (f"{what} while {state.stage} ({state.done} of {state.total} images done); "
             "the predictions made so far were written")
+
+
+def too_slow_hint(state: Run) -> str:
+    """What a participant can do about a run the budget stopped: where the time went, and the lever to pull."""
+    mode = state.facts.get("prediction_mode")
+    if mode is None:
+        return "Model() and load() alone used the budget: load less, or load faster"
+    lever = ("give the model a predict_batch method, which takes a batch per call" if mode == "predict" else
+             "make predict_batch faster (a lighter model, fewer test-time views, the GPU when there is one)")
+    return f"the whole phase needs a faster model: {lever} (pages/starting_kit.md)"
 
 
 def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO) -> Path:
@@ -454,8 +465,12 @@ def say(console: TextIO, message: str) -> None:
 
 
 def summary(report: RunReport, output_dir: Path) -> str:
+    """The success line: what was predicted, how fast, and the time used against the budget (the platform stops a
+    run at the phase's budget, which can be far shorter than a local run's default)."""
+    budget = (f"{report.total_seconds:.0f} s of the {report.budget_seconds:g} s time budget" if report.budget_seconds
+              else f"{report.total_seconds:.0f} s (no time budget)")
     return (f"ok: {report.sets['pristine'].predicted} pristine + {report.sets['degraded'].predicted} degraded "
-            f"predictions, {report.errors_total} errors, {report.images_per_second:.1f} images/s "
+            f"predictions, {report.errors_total} errors, {report.images_per_second:.1f} images/s, {budget} "
             f"-> {output_dir / PREDICTIONS}")
 
 

@@ -1,7 +1,8 @@
 """Render detailed_results.html: one self-contained page (inline CSS, base64 PNG figures) with stable ids.
 
-Stable hooks for tests and readers: table#run-facts (tr[data-fact]), section#how-to-read,
-section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-unknown), table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
+Stable hooks for tests and readers: table#run-facts (tr[data-fact], the first primary-score), nav#contents,
+section#how-to-read, section#run-messages (ul#run-warnings, table#run-errors, p#run-clean or p#run-unknown),
+table#leaderboard (tr[data-key], td.value/.ci-low/.ci-high),
 section#robustness (table#robustness-drops tr[data-severity] td.macro-f1, td.drop-pristine-set(-low/-high) and
 td.drop-severity-pristine(-low/-high), td.rel-drop-pristine-set, td.rel-drop-severity-pristine),
 section#calibration (table#calibration-metrics tr[data-set] td.ece/.brier, img#reliability-diagram, or
@@ -35,6 +36,8 @@ p.note{color:#555;font-size:.9em}
 small.key{display:block;color:#777;font-family:monospace;font-size:.8em}
 table#run-facts th{text-align:left}table#run-facts td{text-align:left}
 td.error{text-align:left;font-family:monospace;font-size:.85em}
+.legend-key{display:block;white-space:nowrap;color:#555;font-size:.9em}
+nav#contents ol{columns:2;margin:.3em 0 1em}
 .legend{display:inline-block;vertical-align:middle;width:8em;height:1em;border:1px solid #ccc;
 background:linear-gradient(to right,rgba(76,114,176,0),rgba(76,114,176,1))}
 """
@@ -42,6 +45,8 @@ ERRORS_SHOWN = 10
 # CodaBench mounts the unpacked submission here: the uploaded zip's own name never reaches the programs.
 WORKER_SUBMISSION_DIR = "ingested_program"
 
+PRIMARY_KEY = next(iter(LEADERBOARD_TITLES))  # the first leaderboard column ranks the phase
+PHASE_NAMES = {"eval": "Development (eval)", "test": "Final (test)"}  # competition.yaml's phases and their data
 TITLES = {
     "pristine": "Pristine set",
     "degraded": "Degraded set (all severities)",
@@ -57,17 +62,28 @@ def render(scores: dict[str, float], details: dict, run_report: dict | None = No
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        _run_facts(scores, run_report, phase, scored_at or datetime.now(timezone.utc)),
+        _run_facts(scores, details["intervals"], run_report, phase, scored_at or datetime.now(timezone.utc)),
+        _contents(details),
         HOW_TO_READ,
         _run_messages(run_report),
         _leaderboard(scores, details),
         _robustness(details),
         _calibration(details),
         _clinical_errors(details),
-        *(_subset(subset) for subset in details["subsets"]),
+        *(_subset(subset, _matrix_codes(details)) for subset in details["subsets"]),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _contents(details: dict) -> str:
+    """A table of contents: the page is long (a section per set and severity)."""
+    entries = [("how-to-read", "How to read this page"), ("run-messages", "Warnings and errors"),
+               ("leaderboard-section", "Leaderboard figures"), ("robustness", "Robustness"),
+               ("calibration", "Calibration"), ("clinical-errors", "Errors by cell line"),
+               *((f"subset-{subset['name']}", TITLES[subset["name"]]) for subset in details["subsets"])]
+    links = "".join(f"<li><a href='#{anchor}'>{html.escape(title)}</a></li>" for anchor, title in entries)
+    return f"<nav id='contents'><h2>Contents</h2><ol>{links}</ol></nav>"
 
 
 HOW_TO_READ = (
@@ -98,16 +114,21 @@ def _submission_name(run_report: dict) -> str:
     return Path(path).name
 
 
-def _run_facts(scores: dict[str, float], run_report: dict, phase: str | None, scored_at: datetime) -> str:
-    """The header: which run this page describes, and how the prediction step went."""
+def _run_facts(scores: dict[str, float], intervals: dict, run_report: dict, phase: str | None,
+               scored_at: datetime) -> str:
+    """The header: the primary score, which run this page describes, and how the prediction step went."""
     sets = run_report.get("sets") or {}
     images = " + ".join(f"{sets[s].get('images', '?')} {s}" for s in ("pristine", "degraded") if s in sets)
     status = run_report.get("status") or "not recorded"
     if run_report:
         status += (f", {run_report.get('errors_total', 0)} per-image error(s), "
                    f"{len(run_report.get('warnings') or [])} warning(s)")
+    phase = phase or run_report.get("phase")
+    low, high = intervals.get(PRIMARY_KEY, (float("nan"), float("nan")))
     facts = [
-        ("phase", phase or run_report.get("phase") or "not recorded (the phase's page names it)"),
+        ("primary score", f"{LEADERBOARD_TITLES[PRIMARY_KEY]} {scores[PRIMARY_KEY]:.4f} (95% interval {low:.4f} to "
+                          f"{high:.4f})"),
+        ("phase", PHASE_NAMES.get(phase, phase) if phase else "not recorded (the phase's page names it)"),
         ("submission", _submission_name(run_report)),
         ("scored at", scored_at.strftime("%Y-%m-%d %H:%M UTC")),
         ("ingestion status", status),
@@ -323,7 +344,14 @@ def blast_note(n_boot: int) -> str:
             "evidence of certainty.")
 
 
-def _subset(subset: dict) -> str:
+def _matrix_codes(details: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(row codes, column codes) shared by every confusion matrix of the page, so that one class sits in the same
+    place in each: the run's reference classes, and those plus any code predicted anywhere in the run."""
+    total = sum(subset["confusion"] for subset in details["subsets"] if subset["name"] in ("pristine", "degraded"))
+    return np.flatnonzero(total.sum(axis=1)), np.flatnonzero(total.sum(axis=1) + total.sum(axis=0))
+
+
+def _subset(subset: dict, codes: tuple[np.ndarray, np.ndarray]) -> str:
     name, metrics = subset["name"], subset["metrics"]
     low, high = subset["macro_f1_interval"]
     per_class = "".join(
@@ -338,22 +366,22 @@ def _subset(subset: dict) -> str:
         f"{metrics['balanced_accuracy']:.4f}; macro precision {metrics['macro_precision']:.4f}; "
         f"macro specificity {metrics['macro_specificity']:.4f}.</p>"
         "<table class='per-class'><tr><th class='name'>class</th><th>precision</th><th>recall</th><th>F1</th>"
-        "<th>support</th></tr>" + per_class + "</table>" + _confusion_table(subset["confusion"]) + "</section>"
+        "<th>support</th></tr>" + per_class + "</table>" + _confusion_table(subset["confusion"], *codes) + "</section>"
     )
 
 
-def _confusion_table(cm: np.ndarray) -> str:
-    """Rows: reference classes present; columns: classes present or predicted; shaded by row share."""
-    rows_used = np.flatnonzero(cm.sum(axis=1))
-    cols_used = np.flatnonzero(cm.sum(axis=1) + cm.sum(axis=0))
+def _confusion_table(cm: np.ndarray, rows_used: np.ndarray, cols_used: np.ndarray) -> str:
+    """The given rows (reference classes) and columns (predicted codes) of `cm`, shaded by row share; a row with no
+    image in this subset stays empty."""
     head = "".join(f"<th>{PREDICTED_NAMES[c]}</th>" for c in cols_used)
     body = []
     for r in rows_used:
         total = cm[r].sum()
         cells = "".join(
-            f"<td style='background:rgba(76,114,176,{cm[r, c] / total:.2f})'>{cm[r, c]}</td>" for c in cols_used
+            f"<td style='background:rgba(76,114,176,{cm[r, c] / total if total else 0:.2f})'>{cm[r, c]}</td>"
+            for c in cols_used
         )
         body.append(f"<tr data-class='{CLASSES[r]}'><th class='name'>{CLASSES[r]}</th>{cells}</tr>")
-    return ("<table class='confusion-matrix'><caption>Confusion matrix (rows: reference, columns: predicted); "
-            "shading: share of the row, 0% <span class='legend'></span> 100%"
+    return ("<table class='confusion-matrix'><caption>Confusion matrix (rows: reference, columns: predicted)"
+            "<span class='legend-key'>shading: share of the row, 0% <span class='legend'></span> 100%</span>"
             f"</caption><tr><th class='name'>reference \\ predicted</th>{head}</tr>" + "".join(body) + "</table>")

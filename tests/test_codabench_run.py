@@ -7,11 +7,13 @@ Each layer is tested on its own: the process layer with `--sandbox off`, the pri
 """
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,30 @@ def test_submission_without_metadata_is_copied_into_the_output(bundle_root, tmp_
     assert result.status == "Finished", result.reason
     assert (tmp_path / "run" / "scoring" / "input" / "res" / "weights.bin").is_file()
     assert any("no `metadata` file" in note for note in result.notes)
+
+
+def test_a_zipped_folder_is_named_and_the_prediction_steps_warnings_and_time_reach_the_console(bundle_root,
+                                                                                             trained_starting_kit,
+                                                                                             tmp_path):
+    """make check says what the platform's results page would: the fix for a zipped folder, the ingestion's
+    warnings, and the time used against the phase's budget (the demo data carries the default queue's)."""
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w") as archive:
+        for path in sorted(trained_starting_kit.iterdir()):
+            if path.is_file():
+                archive.write(path, f"my_sub/{path.name}")
+    (bundle_root / "input_data" / "eval" / "time_budget.json").write_text('{"seconds": 540}')
+    try:
+        result = run_submission(nested, "eval", bundle_root, workdir=tmp_path / "work")
+    finally:
+        (bundle_root / "input_data" / "eval" / "time_budget.json").unlink()
+    assert result.status == "Finished", result.reason
+    assert ("the submission's files sit in a folder (my_sub/) inside the zip, and CodaBench does not move them up: "
+            "zip the folder's contents, not the folder (cd my_sub && zip -r ../submission.zip .)") in result.notes
+    assert ("the prediction step warned: model.py found one level down, in my_sub/ (the zip has an enclosing folder); "
+            "using that folder as the submission") in result.notes
+    assert any(re.fullmatch(r"the prediction step took \d+ s of its 540 s time budget \(the worker's limit: 600 s\)",
+                            note) for note in result.notes)
 
 
 def test_a_folder_named_like_an_output_file_in_a_submission_without_metadata_runs(bundle_root, tmp_path):

@@ -41,14 +41,22 @@ def test_header_titles_legend_and_how_to_read(tmp_path):
     report = run_report(reference_frame()) | {"submission": "/tmp/x/my_submission.zip", "device": "cuda (NVIDIA H100)",
                                               "warnings": [], "errors": [], "errors_total": 0}
     page = page_for(tmp_path, report)
-    assert facts(page) == {"phase": "eval", "submission": "my_submission.zip", "scored-at": "2026-11-26 13:05 UTC",
-                           "ingestion-status": "ok, 0 per-image error(s), 0 warning(s)",
-                           "device": "cuda (NVIDIA H100)", "speed": "12.3 images/s over 26 pristine + 26 degraded images"}
+    header = facts(page)
+    assert re.fullmatch(r"Degraded macro-F1 \(primary\) 0\.\d{4} \(95% interval 0\.\d{4} to 0\.\d{4}\)",
+                        header.pop("primary-score"))
+    assert header == {"phase": "Development (eval)", "submission": "my_submission.zip",
+                      "scored-at": "2026-11-26 13:05 UTC",
+                      "ingestion-status": "ok, 0 per-image error(s), 0 warning(s)",
+                      "device": "cuda (NVIDIA H100)", "speed": "12.3 images/s over 26 pristine + 26 degraded images"}
     for key, title in LEADERBOARD_TITLES.items():
         assert f"<td class='name'>{title}<small class='key'>{key}</small></td>" in page
     assert "id='how-to-read'" in page and "id='run-clean'" in page
     assert page.count("class='legend'") == 1 + page.count("class='confusion-matrix'")
-    assert not re.search(r"(src|href)=['\"](?!data:)", page), "the page must not load anything from elsewhere"
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", page), "the page must not load anything from elsewhere"
+    anchors = re.findall(r"<a href='#([\w-]+)'>", page)  # the table of contents: every entry leads somewhere
+    assert len(anchors) >= 10 and all(f"id='{anchor}'" in page for anchor in anchors)
+    heads = re.findall(r"<table class='confusion-matrix'>.*?</tr>", page)
+    assert len(heads) == 6 and len(set(heads)) == 1  # one class in the same place in every matrix
 
 
 def test_warnings_and_first_errors_are_shown(tmp_path):

@@ -75,8 +75,9 @@ def test_a_gil_holding_loop_is_stopped_by_the_budget(tmp_path):
                              timeout=30)
     assert time.monotonic() - started < 15
     assert done.returncode == 1
-    assert report["reason"] == ("time budget of 3 s exceeded while predicting the pristine set (0 of 24 images done); "
-                                "the predictions made so far were written")
+    assert report["reason"].startswith("time budget of 3 s exceeded while predicting the pristine set (0 of 24 images "
+                                       "done); the predictions made so far were written; the whole phase needs a "
+                                       "faster model")
 
 
 def test_keyboard_interrupt_in_predict_batch_falls_back_to_predict(tmp_path):

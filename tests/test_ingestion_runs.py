@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -99,6 +100,7 @@ def test_label_model_writes_sorted_predictions_and_report(tmp_path):
     assert report["peak_memory_mb"] > 10 and report["budget_seconds"] == 3300
     assert not (output / "metadata").exists()
     assert "ok: 12 pristine + 12 degraded predictions, 0 errors" in done.stderr
+    assert re.search(r"images/s, \d+ s of the 3300 s time budget -> ", done.stderr)  # the local default budget
 
 
 def test_probabilities_in_every_accepted_form_are_rescaled(tmp_path):
@@ -225,7 +227,9 @@ def test_a_hanging_model_is_stopped_by_the_time_budget(tmp_path):
     assert done.returncode == 1
     assert report["status"] == "failed"
     assert report["reason"] == ("time budget of 3 s exceeded while predicting the pristine set (5 of 24 images done); "
-                                "the predictions made so far were written")
+                                "the predictions made so far were written; the whole phase needs a faster model: give "
+                                "the model a predict_batch method, which takes a batch per call "
+                                "(pages/starting_kit.md)")
     assert [row[0] for row in rows(output)[1:]] == [f"{i:012x}" for i in range(5)]
     assert 3 <= report["total_seconds"] < 10
 
@@ -243,7 +247,8 @@ def test_time_budget_from_the_environment_covers_loading(tmp_path):
     done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), env=env, timeout=30)
     assert done.returncode == 1
     assert report["reason"] == ("time budget of 2 s exceeded while loading the submission (0 of 24 images done); "
-                                "the predictions made so far were written")
+                                "the predictions made so far were written; Model() and load() alone used the budget: "
+                                "load less, or load faster")
     assert not (output / "predictions.csv").exists()
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from bundle_copies import FILLED_ORGANIZER, REPO, copy_bundle, make_release_ready
 from competition_rules import check_competition
-from pack import PackError, default_budget, pack_bundle, pack_submissions
+from pack import PackError, default_budget, pack_bundle, pack_submissions, write_budgets
 
 QUEUE = FILLED_ORGANIZER["queue"]
 
@@ -90,6 +90,15 @@ def test_refuses_a_cell_in_two_phases(ready, tmp_path):
     path.write_text("\n".join([header] + [",".join(row) for row in rows]) + "\n")
     assert (f"{path}: 1 cell(s) also in {ready / 'reference_data' / 'eval' / 'reference.csv'}, e.g. cell_id "
             f"'{shared}'; each cell belongs to one phase") in refusal(ready, tmp_path)
+
+
+def test_budgets_only_writes_what_the_bundle_carries(root, tmp_path):
+    """make bundle-data's step: the demo's input folders get the budget the packed bundle carries (default queue)."""
+    assert write_budgets(root, demo=True) == {"input_data/eval": 540, "input_data/test": 540}
+    bundle = read_bundle(pack_bundle(root, tmp_path / "bundle.zip", demo=True))
+    for phase in ("eval", "test"):
+        written = (root / "input_data" / phase / "time_budget.json").read_bytes()
+        assert json.loads(written) == json.loads(bundle[f"input_data/{phase}/time_budget.json"]) == {"seconds": 540}
 
 
 def test_a_refusal_removes_an_earlier_bundle(root, tmp_path):

@@ -43,11 +43,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ingestion_program"))
 from process_tree import freeze_and_kill, kill_group, stat_fields  # noqa: E402  (the ingestion's own /proc sweep)
 from regular_files import open_regular  # noqa: E402  (read regular files only)
-from run_report import clean_text  # noqa: E402  (what a submission wrote reaches the console without escapes)
+from output_files import RUN_REPORT  # noqa: E402
+from run_report import RunReport, clean_text  # noqa: E402  (what a submission wrote reaches the console cleaned)
 from submission_files import SubmissionNotRunnable, unpack_zip  # noqa: E402  (the ingestion's own zip checks)
 
 METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
 STEP_MARKER = "CODABENCH_RUN_STEP"  # environment variable that tags every process of a step
+REPORT_NOTE_CAP_BYTES = 16 * 2**20  # a larger run_report.json is no report of the ingestion (the scorer refuses it too)
 TIME_LIMIT_MESSAGE = "Execution Time Limit exceeded. Limit was {} seconds"
 CHILD_FAILED_MESSAGE = "Child task failed or non-zero return code"
 NO_SCORES_MESSAGE = "Could not find scores file, did the scoring program output it?"
@@ -430,8 +432,7 @@ def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
         # The worker treats it as a results submission: the whole submission goes into the output.
         shutil.rmtree(root / "output")
         shutil.copytree(root / "program", root / "output")
-        result.notes.append("the submission has no `metadata` file: CodaBench copies all of it into the prediction "
-                            "output (add a `metadata` file holding only a description)")
+        result.notes.append(_missing_metadata_note(root / "program"))
     ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
     if not ingestion_command:
         raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
@@ -454,6 +455,36 @@ def _prediction_step(result, source, task, submission, limit, scratch) -> tuple:
     else:
         result.reason = _write_worker_metadata(root / "output", program, result.prediction)
     return root, marker, born_after
+
+
+def _missing_metadata_note(program: Path) -> str:
+    """What to do about a submission without a `metadata` at its root: most often its files sit one folder down
+    (the folder was zipped, not its contents), which CodaBench does not undo."""
+    entries = [entry for entry in program.iterdir() if entry.name != "__MACOSX"]
+    folder = entries[0] if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() else None
+    if folder is not None and ((folder / "metadata").is_file() or (folder / "model.py").is_file()):
+        return (f"the submission's files sit in a folder ({folder.name}/) inside the zip, and CodaBench does not move "
+                f"them up: zip the folder's contents, not the folder (cd {folder.name} && zip -r ../submission.zip .)")
+    return ("the submission has no `metadata` file: CodaBench copies all of it into the prediction output (add a "
+            "`metadata` file holding only a description)")
+
+
+def _prediction_notes(output: Path, limit: int) -> list[str]:
+    """The prediction step's warnings and the time it used against its budget, from the run report the ingestion
+    wrote, so the local check is as loud as the platform's results page. A report that cannot be read gives no
+    note: the scoring step names what is wrong with it."""
+    try:
+        with os.fdopen(open_regular(output / RUN_REPORT), "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > REPORT_NOTE_CAP_BYTES:
+                return []
+            report = RunReport.from_dict(json.loads(handle.read()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    notes = [f"the prediction step warned: {warning}" for warning in report.warnings]
+    if report.budget_seconds:
+        notes.append(f"the prediction step took {report.total_seconds:.0f} s of its {report.budget_seconds:g} s time "
+                     f"budget (the worker's limit: {limit} s)")
+    return notes
 
 
 def _run_step(result, root: Path, python: str, containers: list, limit: int) -> tuple:
@@ -602,6 +633,7 @@ def _run_steps(result, source, task, submission, limit) -> None:
     if leftovers:
         result.notes.append(f"killed {len(leftovers)} process(es) left over from the prediction step "
                             f"(on CodaBench they end with its container): {'; '.join(leftovers[:3])}")
+    result.notes += _prediction_notes(tree / "output", limit)
     if result.reason:
         return
     _scoring_step(result, copies, limit, tree / "output")

@@ -269,6 +269,18 @@ def pack_bundle(root=REPO, out=None, *, demo=False, log=None, **options) -> Path
     return write_zip(out, entries())
 
 
+def write_budgets(root=REPO, *, demo=False, **options) -> dict:
+    """Write each phase's time_budget.json into its input_data folder, as the packed bundle will carry it, so a local
+    dry run stops where the platform would (make bundle-data does this for the demo data); returns folder -> seconds.
+
+    options: as check_bundle's. Refuses what pack_bundle would refuse.
+    """
+    bundle = check_bundle(Path(root), demo=demo, **options)
+    for folder, seconds in bundle.budgets.items():
+        (Path(root) / folder / BUDGET_FILE).write_text(json.dumps({"seconds": seconds}) + "\n", encoding="utf-8")
+    return bundle.budgets
+
+
 # Starting-kit folders: the trained file that makes each one a runnable submission, and the command that makes it.
 STARTING_KITS = {"starting_kit": ("classifier.joblib", "make starting-kit"),
                  "starting_kit_timm": ("weights.safetensors", "make starting-kit-timm")}
@@ -312,6 +324,9 @@ def main(argv=None):
     parser.add_argument("--demo", action="store_true",
                         help="allow the synthetic demo data and organizer.yaml placeholders")
     parser.add_argument("--no-submissions", action="store_true", help="only write the bundle zip")
+    parser.add_argument("--budgets-only", action="store_true",
+                        help="only write each phase's time_budget.json into its input_data folder (the local dry "
+                             "run then stops where the platform would), no zip")
     parser.add_argument("--default-queue-limit", type=int, default=DEFAULT_QUEUE_LIMIT,
                         help="the instance's cap on a step without a queue (600 s; codabench.org: 1200 s)")
     parser.add_argument("--time-budget", type=_phase_seconds, action="append", default=[], metavar="PHASE=SECONDS",
@@ -319,9 +334,14 @@ def main(argv=None):
     parser.add_argument("--cpu-images-per-second", type=float, default=CPU_IMAGES_PER_SECOND,
                         help=f"planning throughput of the default CPU queue (default {CPU_IMAGES_PER_SECOND})")
     args = parser.parse_args(argv)
+    options = dict(demo=args.demo, default_queue_limit=args.default_queue_limit,
+                   time_budgets=dict(args.time_budget), cpu_images_per_second=args.cpu_images_per_second)
     try:
-        bundle = pack_bundle(args.root, args.out, demo=args.demo, default_queue_limit=args.default_queue_limit,
-                             time_budgets=dict(args.time_budget), cpu_images_per_second=args.cpu_images_per_second)
+        if args.budgets_only:
+            for folder, seconds in write_budgets(args.root, **options).items():
+                print(f"wrote {Path(args.root) / folder / BUDGET_FILE}: {seconds} s")
+            return 0
+        bundle = pack_bundle(args.root, args.out, **options)
     except PackError as error:
         print(f"pack: refused: {error}", file=sys.stderr)
         return 2
