@@ -58,10 +58,10 @@ class Curriculum:
     start_strength: float = 0.25
 
     def at(self, epoch: int) -> tuple[float, float]:
-        """(probability, strength) for this epoch (0-based)."""
+        """(probability, strength) for this epoch (0-based); ramp_epochs 0 holds them from the first epoch."""
         if not self.enabled:
             return 0.0, 0.0
-        progress = min(1.0, epoch / max(1, self.ramp_epochs))
+        progress = 1.0 if self.ramp_epochs == 0 else min(1.0, epoch / self.ramp_epochs)
         return (self.start_probability + (self.probability - self.start_probability) * progress,
                 self.start_strength + (1 - self.start_strength) * progress)
 
@@ -75,9 +75,10 @@ class TrainAugment:
     any D4 view, since a cell has no orientation, and a small affine.
     """
 
-    def __init__(self, input_size, interpolation, to_array, crop_fraction=1.0, jitter=1.0):
+    def __init__(self, input_size, interpolation, to_array, crop_fraction=1.0, jitter=1.0, severity_weights=(1, 1, 1)):
         self.input_size, self.interpolation, self.to_array = input_size, interpolation, to_array
         self.crop_fraction, self.jitter = crop_fraction, jitter
+        self.severity_odds = np.asarray(severity_weights, dtype=float) / np.sum(severity_weights)
 
     def __call__(self, image: Image.Image, seed: int, probability: float, strength: float) -> torch.Tensor:
         import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
@@ -85,7 +86,7 @@ class TrainAugment:
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         if rng.random() < probability:
-            severity = degrade.DEGRADED_SEVERITIES[rng.integers(len(degrade.DEGRADED_SEVERITIES))]
+            severity = degrade.DEGRADED_SEVERITIES[rng.choice(len(degrade.DEGRADED_SEVERITIES), p=self.severity_odds)]
             image = degrade.apply(image, degrade.sample_params(severity, rng, strength))
         array = self.to_array(image, self.input_size, self.interpolation, self.crop_fraction)
         tensor = torch.from_numpy(array).permute(2, 0, 1)

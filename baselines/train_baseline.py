@@ -68,6 +68,7 @@ class Member:
     jitter: float = 1.0
     degradation_probability: float = 0.6
     balance_power: float = 0.5  # sampling weight = class count ** -power (1 = fully balanced)
+    severity_weights: tuple = (1, 1, 1)  # how often the curriculum draws mild, moderate, extreme
 
 
 @dataclass
@@ -369,7 +370,7 @@ def training_loader(member: Member, profile: Profile, options: RunOptions, train
                                                      torch.utils.data.DataLoader]:
     """The augmented training set, its class-weighted sampler (this rank's share) and the loader over both."""
     augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array, member.crop_fraction,
-                           member.jitter)
+                           member.jitter, member.severity_weights)
     dataset = TrainingSet(train_rows, augment, options.seed)
     weights = class_weights(train_rows["label"].to_numpy(), member.balance_power)
     sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, options.seed)
@@ -508,6 +509,7 @@ def member_entry(member: Member, weights_name: str, history: list[dict], initial
                      "kept_by": options.keep_epoch,
                      "learning_rate": member.learning_rate, "batch_size": profile.batch_size,
                      "jitter": member.jitter, "balance_power": member.balance_power,
+                     "severity_weights": list(member.severity_weights),
                      "degradation_probability": member.degradation_probability if options.curriculum else 0.0,
                      "train_images": len(train_rows), "validation": kept, "history": history},
     }

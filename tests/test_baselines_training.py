@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 import baseline_model
 from augment import Curriculum, TrainAugment
@@ -156,6 +157,22 @@ def test_curriculum_ramps_then_holds_and_switches_off():
     assert stages[4] == stages[6] == pytest.approx((0.5, 1.0))
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(stages[:4], stages[1:5]))
     assert Curriculum(enabled=False).at(3) == (0.0, 0.0)
+    assert Curriculum(ramp_epochs=0, probability=0.5).at(0) == (0.5, 1.0)  # no ramp: full from the first epoch
+
+
+def test_severity_weights_draw_the_heavy_severities_more_often(monkeypatch):
+    """The curriculum draws mild, moderate and extreme in the member's proportions (here 1:1:2)."""
+    import degrade
+
+    drawn = []
+    monkeypatch.setattr(degrade, "apply", lambda image, params: image)
+    monkeypatch.setattr(degrade, "sample_params", lambda severity, rng, strength: drawn.append(severity) or {})
+    augment = TrainAugment((8, 8), "bicubic", baseline_model.image_to_array, severity_weights=(1, 1, 2))
+    image = Image.new("RGB", (16, 16), (200, 150, 180))
+    for seed in range(800):
+        augment(image, seed, probability=1.0, strength=1.0)
+    counts = {severity: drawn.count(severity) for severity in ("mild", "moderate", "extreme")}
+    assert 150 < counts["mild"] < 250 and 150 < counts["moderate"] < 250 and 330 < counts["extreme"] < 470
 
 
 def test_jitter_zero_keeps_colours_and_jitter_one_changes_them():
