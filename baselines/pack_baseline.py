@@ -4,13 +4,14 @@
 """
 import argparse
 import shutil
-import sys
 from pathlib import Path
+
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from fixed_zip import write_zip  # tools/: the project's one zip writer
 
 BASELINES_DIR = Path(__file__).resolve().parent
 MODEL_SOURCE = BASELINES_DIR / "baseline_model.py"
 STATIC_FILES = ("requirements.txt", "metadata")  # committed in each baseline folder
-sys.path.insert(0, str(BASELINES_DIR.parent / "tools"))  # tools/fixed_zip.py: the project's one zip writer
 
 
 def install_submission_files(folder: Path, baseline: str) -> None:
@@ -26,8 +27,7 @@ def install_submission_files(folder: Path, baseline: str) -> None:
 
 def submission_files(folder: Path) -> list[str]:
     """The files that make the submission (relative names), checked present; the card lists the weights."""
-    sys.path.insert(0, str(BASELINES_DIR))
-    from baseline_model import CARD_NAME, read_card
+    from baseline_model import CARD_NAME, read_card  # imported when needed: timm and torch
 
     folder = Path(folder)
     card = read_card(folder)  # explains how to build a missing card
@@ -41,8 +41,6 @@ def submission_files(folder: Path) -> list[str]:
 
 def pack_submission(folder: Path, zip_path: Path) -> Path:
     """Zip the baseline folder with model.py, its card and weights at the zip root; returns the zip path."""
-    from fixed_zip import write_zip
-
     folder = Path(folder)
     return write_zip(zip_path, [(name, (folder / name).read_bytes()) for name in submission_files(folder)])
 

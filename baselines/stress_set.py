@@ -14,15 +14,14 @@ import csv
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # the project's degradations and zip writer
-import degrade  # noqa: E402
-from fixed_zip import write_zip  # noqa: E402
-from training_data import load_split  # noqa: E402
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+import degrade  # tools/: the project's degradations and zip writer
+from fixed_zip import write_zip
+from training_data import load_split
 
 # tools/degrade.py's extreme: motion 15-27 px, noise sigma 18-32, colour +-25/30/45 %, channel gains +-20 %.
 STRONGER_EXTREME = {"motion_chance": 1.0, "blur_sigma": (0, 0), "motion_length": (24, 36), "noise_sigma": (30, 45),

@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-# tools/ (the recipe puts it on sys.path): shards and rows, validated; the one way degraded versions are synthesized.
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+# tools/: shards and rows, validated; the one way degraded versions are synthesized.
 import degrade
 from release_reader import LocalRelease, read_rows
 

@@ -16,11 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "baselines"))
-
-from ingestion_overhead import load_model, make_submission  # noqa: E402
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from ingestion_overhead import load_model, make_submission
 
 
 def cell_images(count: int, seed: int) -> list:

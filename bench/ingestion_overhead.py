@@ -26,13 +26,12 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for folder in ("tools", "ingestion_program", "baselines"):
-    sys.path.insert(0, str(REPO / folder))
+import project_folders  # the program folders, tools/ and baselines/ importable by name
+from challenge_labels import SETS
+from output_files import RUN_REPORT
+from zip_images import InputDataError, InputZip, decode, list_images
 
-from challenge_labels import SETS  # noqa: E402
-from output_files import RUN_REPORT  # noqa: E402
-from zip_images import InputDataError, InputZip, decode, list_images  # noqa: E402
+REPO = project_folders.REPO
 
 GOAL_RATIO = 1.10
 NOISY_SPREAD = 1.25  # slowest / fastest of the repeats beyond which the figures are mostly noise
@@ -41,7 +40,7 @@ BASELINE, PROFILE = "resnet50", "cpu-quick"
 
 def baseline_settings():
     """(input size, centre crop, TTA) of the ResNet-50 baseline's cpu-quick recipe, read from the recipe itself."""
-    from train_baseline import BASELINES, PROFILES
+    from recipe_settings import BASELINES, PROFILES
 
     (member,) = BASELINES[BASELINE][PROFILE]
     return member.input_size, member.crop_fraction, PROFILES[PROFILE].tta
@@ -53,15 +52,16 @@ def make_submission(folder, input_size, crop_fraction, tta, seed):
     from safetensors.torch import save_file
 
     import baseline_model
+    from baseline_card import normalisation
     from pack_baseline import install_submission_files
-    from train_baseline import IMAGENET_MEAN, IMAGENET_STD
 
     folder.mkdir(parents=True)
     member = {"architecture": BASELINE, "model_kwargs": {}, "weights": f"weights_{BASELINE}.safetensors",
-              "input_size": [3, input_size, input_size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-              "interpolation": "bicubic", "crop_fraction": crop_fraction}
+              "input_size": [3, input_size, input_size], "interpolation": "bicubic", "crop_fraction": crop_fraction}
     torch.manual_seed(seed)
-    save_file(baseline_model.build_network(member).state_dict(), folder / member["weights"])
+    network = baseline_model.build_network(member)
+    member.update(normalisation(network))  # timm's mean and std for the network, as the recipe's card records them
+    save_file(network.state_dict(), folder / member["weights"])
     card = {"baseline": BASELINE, "classes": list(baseline_model.CLASSES), "tta": tta, "members": [member],
             "make_command": f"make {BASELINE}"}
     (folder / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
@@ -117,7 +117,7 @@ def load_model(folder):
     does)."""
     from submission_loader import build_model, import_model_module
 
-    sys.path.insert(0, str(folder))
+    sys.path.insert(0, str(folder))  # the submission's folder, as the ingestion's model process puts it
     module = import_model_module(folder / "model.py")
     model, _ = build_model(module)
     return module, model

@@ -2,6 +2,7 @@
 
 Usage: nice -n 19 python bench/prepare_scale.py [--demo-release build/demo_release] [--work build/prepare_scale]
                                                 [--eval 5350] [--test 16477] [--skip-run]
+                                                [--submission starting_kit]
 
 1. A release of the real sizes (5,350 eval and 16,477 test pristine images, each with its degraded row) made by
    replicating the demo release's images under new ids and new pseudo-patients, written as the hub stores it
@@ -9,7 +10,7 @@ Usage: nice -n 19 python bench/prepare_scale.py [--demo-release build/demo_relea
    split is the demo's. Built once and reused (delete the folder to rebuild).
 2. `tools/prepare.py` on it, as the organizer runs it, and on the demo release for comparison: wall and CPU time,
    and peak memory (the resident set of the process tree, sampled every 0.1 s).
-3. The ingestion and scoring programs run the starting kit over the full Final-phase zips (test: pristine and
+3. The ingestion and scoring programs run a trained submission (the starting kit, trained by `make starting-kit`) over the full Final-phase zips (test: pristine and
    degraded), with the CodaBench command lines; the same figures for each step, and ingestion's images per second.
 """
 import argparse
@@ -28,11 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
+import project_folders  # the program folders, tools/ and baselines/ importable by name
+from make_demo_release import COMPRESSION, SCHEMA, write_dataset_card
+from release_reader import DEMO_MARKER
 
-from make_demo_release import COMPRESSION, SCHEMA, write_dataset_card  # noqa: E402
-from release_reader import DEMO_MARKER  # noqa: E402
+REPO = project_folders.REPO
 
 REAL_SIZES = {"phase2_eval": 5350, "phase2_test": 16477}  # pristine images per split (the dataset card)
 DEGRADED_SHARDS = {"phase2_eval": 1, "phase2_test": 2}  # as the dataset card lists them
@@ -129,7 +130,8 @@ def measure(command, log, env=None) -> dict:
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))} failed (exit {process.returncode}); see {log}")
+        tail = Path(log).read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{' '.join(map(str, command))} failed (exit {process.returncode}); the end of {log}:\n{tail}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "peak_mb": round(peak / 2**20)}
 
@@ -149,15 +151,15 @@ def run_prepare(release, bundle, log) -> dict:
     return figures
 
 
-def run_final_phase(bundle, work) -> dict:
-    """Ingestion then scoring of the starting kit on input_data/test, with the CodaBench command lines."""
+def run_final_phase(bundle, work, submission) -> dict:
+    """Ingestion then scoring of a submission on input_data/test, with the CodaBench command lines."""
     app = work / "app"
     shutil.rmtree(app, ignore_errors=True)
     (app / "input").mkdir(parents=True)
     (app / "input" / "ref").symlink_to((bundle / "reference_data" / "test").resolve())
     prediction = app / "input" / "res"
     ingestion = measure([sys.executable, "ingestion_program/ingestion.py", str(bundle / "input_data" / "test"),
-                         str(prediction), str(REPO / "ingestion_program"), str(REPO / "starting_kit")],
+                         str(prediction), str(REPO / "ingestion_program"), str(submission)],
                         work / "ingestion.log", env={"WBC_TIME_BUDGET_SECONDS": "0"})
     report = json.loads((prediction / "run_report.json").read_text())
     ingestion["images"] = sum(entry["images"] for entry in report["sets"].values())
@@ -175,7 +177,15 @@ def main() -> int:
     parser.add_argument("--eval", type=int, default=REAL_SIZES["phase2_eval"], help="pristine images in phase2_eval")
     parser.add_argument("--test", type=int, default=REAL_SIZES["phase2_test"], help="pristine images in phase2_test")
     parser.add_argument("--skip-run", action="store_true", help="prepare only: no ingestion and scoring")
+    parser.add_argument("--submission", type=Path, default=REPO / "starting_kit",
+                        help="a trained submission folder to run over the Final phase (default: the starting kit)")
     args = parser.parse_args()
+    if not args.skip_run and not (args.submission / "model.py").is_file():
+        parser.error(f"{args.submission}: no model.py; pass a submission folder with --submission")
+    if not args.skip_run and args.submission.resolve() == (REPO / "starting_kit").resolve() \
+            and not (args.submission / "classifier.joblib").is_file():
+        parser.error(f"{args.submission}: the starting kit is not trained (no classifier.joblib); "
+                     "run `make starting-kit` first, or pass --skip-run")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     release = scale_release(args.demo_release, work / "release", {"phase2_eval": args.eval, "phase2_test": args.test})
@@ -185,8 +195,8 @@ def main() -> int:
     results["prepare_scaled"] = run_prepare(release, work / "bundle", work / "prepare_scaled.log")
     print(f"prepare, real sizes: {results['prepare_scaled']}", flush=True)
     if not args.skip_run:
-        results.update(run_final_phase(work / "bundle", work))
-        print(f"starting kit, Final phase: ingestion {results['ingestion']}, scoring "
+        results.update(run_final_phase(work / "bundle", work, args.submission.resolve()))
+        print(f"{args.submission.name}, Final phase: ingestion {results['ingestion']}, scoring "
               f"{ {k: v for k, v in results['scoring'].items() if k != 'scores'} }", flush=True)
     results["load_average_1min_after"] = round(os.getloadavg()[0], 1)
     (work / "results.json").write_text(json.dumps(results, indent=1) + "\n")

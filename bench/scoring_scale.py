@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scoring_program"))
+import project_folders  # the program folders, tools/ and baselines/ importable by name
+from label_space import CLASSES, PROB_COLUMNS, SETS, SEVERITIES
+from run_report import RunReport, SetFigures
+from score import score
 
-from label_space import CLASSES, PROB_COLUMNS, SETS, SEVERITIES  # noqa: E402
-from run_report import RunReport, SetFigures  # noqa: E402
-from score import score  # noqa: E402
+REPO = project_folders.REPO
 
 GOAL_SECONDS = 5.0
 

@@ -33,7 +33,7 @@ from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
 from output_files import PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, OutputFolder, predictions_text, report_text
 from reference_guard import ReferenceExposedError, check_no_reference
-from run_report import ERRORS_SHOWN, TEXT_CAP, WARNINGS_SHOWN, RunReport, SetFigures, clean_text, images_per_second
+from run_report import ERRORS_SHOWN, TEXT_CAP, WARNINGS_SHOWN, RunReport, SetFigures, clean_text, throughput
 from requirements_check import check_requirements
 from submission_files import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, find_model_dir, read_requirements,
                               unpack_zip)
@@ -78,6 +78,16 @@ class Options:
     phase: str | None = None
 
 
+@dataclass(frozen=True)
+class Arguments:
+    """The command line, typed: the four CodaBench paths (or the local run's defaults) and the Options."""
+    input_data: Path
+    output: Path
+    program: Path
+    submission: Path
+    options: Options
+
+
 class FailFast(Exception):
     """The run cannot go on (fail-fast); the message is the report's reason."""
 
@@ -90,8 +100,16 @@ class Run:
     submission: Path
     options: Options
     workers: int
-    facts: dict = field(default_factory=dict)  # RunReport fields learnt along the way (model_dir, device, ...)
     report: RunReport | None = None  # the record written at the end
+    # What the run learns along the way, for the report's fields of the same names.
+    model_dir: str | None = None
+    requirements: dict | None = None  # requirements.txt: its name and each entry's status (requirements_check.py)
+    load_seconds: float | None = None
+    prediction_mode: str | None = None  # predict_batch or predict
+    device: str = "cpu"
+    torch_version: str | None = None
+    traceback: str | None = None  # the participant's, when loading failed
+    unexpected_output_files: list = field(default_factory=list)
     stage: str = "starting"
     results: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
@@ -125,14 +143,13 @@ class Run:
         return sum(len(entries) for entries in self.entries.values())
 
 
-def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, *, console: TextIO | None = None,
-        **options: object) -> dict:
+def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, options: Options = Options(), *,
+        console: TextIO | None = None) -> dict:
     """Run the submission on input_dir/{pristine,degraded}.zip; write outputs to output_dir; return the report.
 
-    Keyword options: the fields of Options. However the run ends (budget, crash, fail-fast, a signal), the outputs
-    are written, every process the submission started is killed and the temporary folder is removed.
+    However the run ends (budget, crash, fail-fast, a signal), the outputs are written, every process the
+    submission started is killed and the temporary folder is removed.
     """
-    options = Options(**options)
     console = console or sys.stderr
     workers = options.workers or default_workers()
     input_dir, output_dir, program_dir, submission = (Path(p).resolve() for p in (input_dir, output_dir, program_dir,
@@ -177,7 +194,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
     """The steps of a run, in order; (status, reason) however they end."""
     try:
         model_dir = check_inputs(state, program_dir, temp_dir, console)
-        requirements = prepare_requirements(state, model_dir, console)
+        requirements = check_requirements_file(state, model_dir, console)
         budget.check()
         start_model(state, model_dir, requirements, temp_dir, budget, workers, console)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
@@ -188,7 +205,7 @@ def ingest(state: Run, program_dir: Path, temp_dir: Path, budget: TimeBudget, wo
         return judge_error_rate(state)
     except (SubmissionNotRunnable, InputDataError, ReferenceExposedError) as exc:
         if getattr(exc, "traceback", None):
-            state.facts["traceback"] = exc.traceback
+            state.traceback = exc.traceback
         return "failed", str(exc)
     except FailFast as exc:
         return "failed", str(exc)
@@ -212,7 +229,7 @@ def stop_reason(state: Run, budget: TimeBudget, exc: Exception) -> str:
 
 def too_slow_hint(state: Run) -> str:
     """What a participant can do about a run the budget stopped: where the time went, and the lever to pull."""
-    mode = state.facts.get("prediction_mode")
+    mode = state.prediction_mode
     if mode is None:
         return "Model() and load() alone used the budget: load less, or load faster"
     lever = ("give the model a predict_batch method, which takes a batch per call" if mode == "predict" else
@@ -228,7 +245,7 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO)
     if submission.is_file():
         submission = unpack_zip(submission, temp_dir / "submission", state.options.max_unpacked_mb * 2**20)
     model_dir, note = find_model_dir(submission)
-    state.facts["model_dir"] = str(model_dir)
+    state.model_dir = str(model_dir)
     if note:
         say(console, note)
         state.warnings.append(note)
@@ -245,10 +262,10 @@ def check_inputs(state: Run, program_dir: Path, temp_dir: Path, console: TextIO)
     return model_dir
 
 
-def prepare_requirements(state: Run, model_dir: Path, console: TextIO) -> dict:
+def check_requirements_file(state: Run, model_dir: Path, console: TextIO) -> dict:
     """Check the submission's requirements.txt against the image (nothing is ever installed: requirements_check.py)."""
     state.stage = "checking requirements.txt"
-    section = state.facts["requirements"] = {"file": None, "entries": []}
+    section = state.requirements = {"file": None, "entries": []}
     text = read_requirements(model_dir / "requirements.txt")
     if text is None:
         return section
@@ -280,13 +297,10 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     if isinstance(loaded, LoadFailed):
         raise SubmissionNotRunnable(loaded.message, loaded.traceback)
     state.warn(loaded.warnings)
-    facts = state.facts
-    facts["load_seconds"] = round(time.monotonic() - load_started, 3)
-    facts["prediction_mode"] = loaded.mode
-    facts["device"] = loaded.device
-    facts["torch_version"] = loaded.torch_version
-    say(console, f"model loaded in {facts['load_seconds']:.1f} s; predicting with {facts['prediction_mode']} "
-                 f"(batch size {options.batch_size}, {workers} decoding threads), device {facts['device']}")
+    state.load_seconds = round(time.monotonic() - load_started, 3)
+    state.prediction_mode, state.device, state.torch_version = loaded.mode, loaded.device, loaded.torch_version
+    say(console, f"model loaded in {state.load_seconds:.1f} s; predicting with {state.prediction_mode} "
+                 f"(batch size {options.batch_size}, {workers} decoding threads), device {state.device}")
 
 
 def predict_set(state: Run, set_name: str, pool: ThreadPoolExecutor, workers: int, console: TextIO) -> None:
@@ -405,24 +419,25 @@ def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
         seconds = (end or now) - start
         # microseconds: scoring divides images by these, and a tiny set can take under a millisecond
         figures[set_name] = SetFigures(len(state.entries.get(set_name, ())), predicted, errors, round(seconds, 6),
-                                       round(images_per_second(predicted + errors, seconds), 3))
+                                       round(throughput(predicted + errors, seconds), 3))
     return figures
 
 
 def build_report(state: Run, status: str, reason: str | None, predictions_written: bool,
                  probabilities: bool | None) -> RunReport:
-    """The run's record, from its results so far and the facts learnt along the way."""
+    """The run's record, from its results so far and what it learnt along the way, field by field."""
     now, options = time.monotonic(), state.options
     sets = set_figures(state, now)
     processed = sum(f.predicted + f.errors for f in sets.values())
     seconds = sum(f.seconds for f in sets.values())
     own_peak, model_peak = machine_facts.peak_memory_mb()
+    machine = machine_facts.environment()
     log = state.log
     return RunReport(
         status=status, reason=reason, submission=str(state.submission), sets=sets,
         errors=state.errors[:ERRORS_SHOWN], errors_total=len(state.errors),
         error_rate=round(len(state.errors) / state.total, 6) if state.total else None,
-        images_per_second=round(images_per_second(processed, seconds), 3),
+        images_per_second=round(throughput(processed, seconds), 3),
         total_seconds=round(now - state.started, 3),
         budget_seconds=options.budget_seconds if options.budget_seconds and options.budget_seconds > 0 else None,
         max_error_rate=options.max_error_rate, fail_fast_images=options.fail_fast_images,
@@ -431,16 +446,19 @@ def build_report(state: Run, status: str, reason: str | None, predictions_writte
         batch_fallbacks=state.batch_fallbacks, predictions_written=predictions_written, probabilities=probabilities,
         submission_log=None if log is None else {"file": SUBMISSION_LOG, "bytes_printed": log.total_bytes,
                                                  "truncated": log.truncated},
+        unexpected_output_files=state.unexpected_output_files, model_dir=state.model_dir,
+        load_seconds=state.load_seconds, prediction_mode=state.prediction_mode, device=state.device,
+        requirements=state.requirements, traceback=state.traceback, torch_version=state.torch_version,
         peak_memory_mb=round(model_peak, 1), peak_memory_supervisor_mb=round(own_peak, 1),
-        **state.facts, **machine_facts.environment())
+        python_version=machine.python_version, numpy_version=machine.numpy_version,
+        pillow_version=machine.pillow_version, platform=machine.platform, cpu_count=machine.cpu_count)
 
 
 def write_outputs(state: Run, status: str, reason: str | None) -> None:
     """Once the model's processes are gone: list what the submission left in the output folder, write
     predictions.csv (once predicting started), the log and run_report.json (last), then remove what it left."""
     output = state.output
-    found = output.foreign()
-    state.facts["unexpected_output_files"] = found
+    found = state.unexpected_output_files = output.foreign()
     if found:
         state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
                               "written): " + ", ".join(found[:5]))
@@ -524,35 +542,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> Arguments:
+    """The command line and the WBC_* variables, typed once; the parser's usage error on anything invalid."""
     parser = build_parser()
     args = parser.parse_args(argv)
     positional = [args.input_data, args.output, args.program, args.submission]
     if any(positional) and not all(positional):
         parser.error("give all four positional arguments (INPUT_DATA OUTPUT PROGRAM SUBMISSION) or none")
-    args.local = not any(positional)
-    if args.local:
-        args.input_data, args.output = REPO / "input_data" / args.phase, REPO / "output" / "res"
-        args.program, args.submission = PROGRAM_DIR, REPO / "starting_kit"
-    if args.submission_option:
-        args.submission = args.submission_option
+    local = not any(positional)
+    if local:
+        positional = [REPO / "input_data" / args.phase, REPO / "output" / "res", PROGRAM_DIR, REPO / "starting_kit"]
+    input_data, output, program, submission = (Path(path) for path in positional)
+    values = {}
     for option, variable, kind, default in OPTION_VARIABLES:
-        if getattr(args, option, None) is None:
-            value = os.environ.get(variable)
+        values[option] = getattr(args, option, None)
+        if values[option] is None:
+            text = os.environ.get(variable)
             try:
-                setattr(args, option, kind(value) if value else default)
+                values[option] = kind(text) if text else default
             except ValueError:
-                parser.error(f"{variable}={value!r} is not a valid {kind.__name__}")
-    if args.budget_seconds is None:
+                parser.error(f"{variable}={text!r} is not a valid {kind.__name__}")
+    if values["budget_seconds"] is None:
         try:
-            args.budget_seconds = budget_from_file(Path(args.input_data))
+            values["budget_seconds"] = budget_from_file(input_data)
         except InputDataError as exc:
             parser.error(str(exc))
-        if args.budget_seconds is None:
-            args.budget_seconds = DEFAULT_BUDGET_SECONDS
-    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        if values["budget_seconds"] is None:
+            values["budget_seconds"] = DEFAULT_BUDGET_SECONDS
+    options = Options(**values, seed=args.seed, phase=args.phase if local else None)
+    if options.batch_size < 1 or (options.workers is not None and options.workers < 1):
         parser.error("--batch-size and --workers must be at least 1")
-    return args
+    return Arguments(input_data, output, program, Path(args.submission_option or submission), options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -561,9 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     code = pid_namespace.run_as_first_process(Path(__file__).resolve(), sys.argv[1:] if argv is None else argv)
     if code is not None:
         return code
-    options = {name: getattr(args, name) for name in Options.__dataclass_fields__ if name != "phase"}
-    report = run(args.input_data, args.output, args.program, args.submission,
-                 phase=args.phase if args.local else None, **options)
+    report = run(args.input_data, args.output, args.program, args.submission, args.options)
     return EXIT_OK if report["status"] == "ok" else EXIT_FAILED
 
 

@@ -2,6 +2,7 @@
 import os
 import platform
 import sys
+from dataclasses import dataclass
 
 import numpy
 import PIL
@@ -12,10 +13,20 @@ except ImportError:  # Windows: psutil (imported only there) gives the peak work
     resource = None
 
 
-def environment() -> dict:
+@dataclass(frozen=True)
+class Environment:
+    """The machine's side of the run report: versions, platform, cores."""
+    python_version: str
+    numpy_version: str
+    pillow_version: str
+    platform: str
+    cpu_count: int | None
+
+
+def environment() -> Environment:
     """Versions and platform (torch's comes from the model's process: the supervisor never imports torch)."""
-    return {"python_version": platform.python_version(), "numpy_version": numpy.__version__,
-            "pillow_version": PIL.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    return Environment(platform.python_version(), numpy.__version__, PIL.__version__, platform.platform(),
+                       os.cpu_count())
 
 
 def peak_memory_mb() -> tuple[float, float]:

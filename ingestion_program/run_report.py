@@ -3,7 +3,7 @@
 Field names are a contract (the scorer, the pages, participants' own scripts read them): fields may be added,
 never renamed. scoring_program/run_report.py is a byte-for-byte copy (each program folder is self-contained;
 tests/test_ingestion_units.py compares them). Every field but `status` has a default, so a report written by an
-older version, or by hand in a test, still reads. The report owns the speed formula (images_per_second), the
+older version, or by hand in a test, still reads. The report owns the speed formula (throughput), the
 caps on its lists (errors_shown, WARNINGS_SHOWN) and on its texts (TEXT_CAP, clean_text), so the supervisor and
 the scorer never spell them twice.
 """
@@ -49,7 +49,7 @@ def _cleaned(value: object, cap: int, keep_newlines: bool = False) -> object:
     return value
 
 
-def images_per_second(images: int, seconds: float) -> float:
+def throughput(images: int, seconds: float) -> float:
     """Throughput, the one formula of the report and the scorer; 0.0 when no time was measured."""
     return images / seconds if seconds > 0 else 0.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from label_space import SETS
 from prediction_file import PredictFailures
-from run_report import RunReport, clean_text, images_per_second as throughput
+from run_report import RunReport, clean_text, throughput
 from scoring_errors import SubmissionOutputError
 
 MAX_REPORT_BYTES = 16 * 2**20  # far above any report the ingestion writes (its texts and lists are capped)
@@ -173,9 +173,10 @@ def worker_elapsed_seconds(metadata: dict | None, report: RunReport | None = Non
     return seconds
 
 
-def images_per_second(report: RunReport, images: int, worker_seconds: float | None = None,
-                      name: str = "run_report.json") -> float:
-    """Reference images (both sets) per second: over the worker's elapsed time when known (CodaBench: whole-step
-    throughput), else over the run report's prediction seconds (the ingestion supervisor's own clock)."""
+def scored_speed(report: RunReport, images: int, worker_seconds: float | None = None,
+                 name: str = "run_report.json") -> float:
+    """The leaderboard's images_per_second: reference images (both sets) per second over the worker's elapsed time
+    when known (CodaBench: whole-step throughput), else over the run report's prediction seconds (the ingestion
+    supervisor's own clock)."""
     seconds = set_seconds(report, name)
     return throughput(images, worker_seconds if worker_seconds is not None else seconds)

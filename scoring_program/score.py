@@ -14,16 +14,13 @@ import math
 import sys
 from pathlib import Path
 
-from prediction_file import NO_FAILURES, read_predictions
+from prediction_output import read_prediction_output, read_run_report
 from reference_file import read_reference
-from report_reader import (check_submission_program, images_per_second, load_run_report, predict_failures,
-                           read_worker_metadata, worker_elapsed_seconds)
 from run_report import TEXT_CAP, RunReport, clean_text
-from scoring_errors import ScoringError, SubmissionOutputError
+from scoring_errors import ScoringError
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT_FILES = ("scores.json", "detailed_results.html")
-WORKER_METADATA = "metadata"  # written by CodaBench's worker into the prediction output
 PHASES = ("eval", "test")
 
 
@@ -44,33 +41,23 @@ def read_run(res_dir: Path, out_dir: Path) -> RunReport | None:
     """
     for name in OUTPUT_FILES:
         (Path(out_dir) / name).unlink(missing_ok=True)
-    check_submission_program(read_worker_metadata(Path(res_dir) / WORKER_METADATA))
-    return load_run_report(Path(res_dir) / "run_report.json")
+    return read_run_report(res_dir)
 
 
 def score_run(report: RunReport | None, res_dir: Path, ref_dir: Path, out_dir: Path, n_boot: int | None = None,
               seed: int = 0) -> dict:
     """score() once the run report is read (by read_run)."""
-    res_dir, ref_dir, out_dir = Path(res_dir), Path(ref_dir), Path(out_dir)
-    reference = read_reference(ref_dir / "reference.csv")
-    predictions_path = res_dir / "predictions.csv"
-    if report is None and predictions_path.is_file():  # with neither, the missing predictions are reported
-        raise SubmissionOutputError(
-            f"run_report.json not found in {res_dir}: the ingestion program did not finish "
-            "(it writes the report last, also when it fails), so the predictions cannot be trusted"
-        )
-    table = read_predictions(predictions_path, reference, predict_failures(report) if report else NO_FAILURES)
-    worker_seconds = worker_elapsed_seconds(read_worker_metadata(res_dir / WORKER_METADATA), report)
-    speed = images_per_second(report, len(reference), worker_seconds)
+    ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    output = read_prediction_output(res_dir, report, read_reference(ref_dir / "reference.csv"))
 
     # Imported only now: failures above are reported without loading scikit-learn and matplotlib (~2 s).
     from bootstrap_ci import N_BOOTSTRAP
     from detailed_results import render
     from leaderboard_scores import compute_scores, detailed_results_data, subset_figures
 
-    figures = subset_figures(table)
-    scores = compute_scores(figures, speed)
-    details = detailed_results_data(table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
+    figures = subset_figures(output.table)
+    scores = compute_scores(figures, output.images_per_second)
+    details = detailed_results_data(output.table, figures, N_BOOTSTRAP if n_boot is None else n_boot, seed)
     page = render(scores, details, run_report=report.to_dict() if report else None,
                   phase=report.phase if report else None)
     text = scores_json(scores)

@@ -1,18 +1,13 @@
 """Shared fixtures: small generated data (always) and the real PBC cells (when ../shared is present)."""
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from kit_files import load_module
+import project_folders  # noqa: F401  (the tests import from every folder, as the organizer code does)
+from kit_files import trained_starting_kit_copy
 
 REPO = Path(__file__).resolve().parents[1]
 PBC_RELEASE = REPO.parent / "shared" / "data" / "pbc_wbcbench"
-
-# Module names are unique across these folders, so one sys.path serves all tests.
-for folder in ("tools", "ingestion_program", "scoring_program", "baselines"):
-    sys.path.insert(0, str(REPO / folder))
 
 # Cells per split of the small demo release the tests build (each has a pristine image and a degraded version).
 SMALL_SPLITS = {"phase2_train": 260, "phase2_eval": 80, "phase2_test": 80}
@@ -47,11 +42,4 @@ def small_bundle(small_release, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_starting_kit(small_release, tmp_path_factory):
     """A copy of the starting kit trained on the small release: a ready submission folder."""
-    folder = tmp_path_factory.mktemp("starting_kit") / "submission"
-    shutil.copytree(REPO / "starting_kit", folder, ignore=shutil.ignore_patterns("*.joblib", "__pycache__"))
-    sys.path.insert(0, str(folder))
-    try:
-        load_module(folder / "train.py").train(small_release, folder / "classifier.joblib", seed=0)
-    finally:
-        sys.path.remove(str(folder))
-    return folder
+    return trained_starting_kit_copy(small_release, tmp_path_factory.mktemp("starting_kit") / "submission")

@@ -5,9 +5,12 @@ this is for the other files of a kit, which the ingestion program never imports.
 """
 import importlib.util
 import itertools
+import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
+REPO = Path(__file__).resolve().parents[1]
 _loaded = itertools.count()
 
 
@@ -18,3 +21,14 @@ def load_module(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def trained_starting_kit_copy(release: Path, folder: Path) -> Path:
+    """A copy of starting_kit/ at `folder`, trained on the release's phase2_train by its own train.py (seed 0)."""
+    shutil.copytree(REPO / "starting_kit", folder, ignore=shutil.ignore_patterns("*.joblib", "__pycache__"))
+    sys.path.insert(0, str(folder))  # train.py imports its kit's model.py by name
+    try:
+        load_module(folder / "train.py").train(release, folder / "classifier.joblib", seed=0)
+    finally:
+        sys.path.remove(str(folder))
+    return folder

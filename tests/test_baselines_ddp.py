@@ -10,13 +10,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_two_gloo_ranks_train_one_step_and_rank_0_writes_the_submission(small_release, tmp_path):
-    # train_baseline.main() as torchrun runs it, with a tiny timm network in place of the ResNet-50 member.
+    # train_baseline.main() as torchrun runs it, with a tiny timm network in place of the ResNet-50 member: the
+    # recipe's settings are data, so the launcher swaps the member in recipe_settings.
     launcher = tmp_path / "launch.py"
     launcher.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO / "baselines")!r})
+        import recipe_settings
         import train_baseline
-        train_baseline.BASELINES["resnet50"]["cpu-quick"] = [train_baseline.Member("test_resnet", 32)]
+        recipe_settings.BASELINES["resnet50"]["cpu-quick"] = [recipe_settings.Member("test_resnet", 32)]
         train_baseline.main()
     """))
     out, runs = tmp_path / "submission", tmp_path / "runs"

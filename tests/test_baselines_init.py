@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from init_checkpoint import load_init, packaged_efficientnet_lite0
-from train_baseline import members_to_keep
+from baseline_card import members_to_keep
 
 # EfficientNet-PyTorch's module names for timm's, per block type (written out here, independently of the
 # order-based mapping under test, from EfficientNet-PyTorch's MBConvBlock: _expand_conv/_bn0 only with expansion).

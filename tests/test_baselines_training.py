@@ -14,8 +14,12 @@ from augment import Curriculum, TrainAugment
 from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
-from train_baseline import (BASELINES, VALIDATION_KEYS, RunOptions, WeightedDistributedSampler, class_weights,
-                            kept_record, members_to_train, severity_scores, train_baseline)
+from baseline_card import kept_record
+from recipe_settings import BASELINES
+from run_options import RunOptions
+from train_baseline import member_names, members_to_train, train_baseline
+from training_loop import WeightedDistributedSampler, class_weights
+from validation import VALIDATION_KEYS, severity_scores
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -197,3 +201,9 @@ def test_validation_figures_carry_the_leaderboards_names():
     scores = severity_scores(["LY", "SNE"], ["LY", "LY"], ["LY", "SNE"], ["LY", "SNE"], ["mild", "extreme"])
     assert tuple(scores) == VALIDATION_KEYS and scores["severity_mild_macro_f1"] == 1.0
     assert scores["severity_moderate_macro_f1"] is None  # no moderate image: no figure, not a zero
+
+
+def test_members_of_one_architecture_get_numbered_files():
+    """Two members of one network must not overwrite each other's weights; a lone network keeps its plain name."""
+    members = BASELINES["ensemble"]["cpu-pretrained"] + BASELINES["resnet50"]["cpu-quick"]
+    assert member_names(members) == ["tf_efficientnet_lite0_1", "tf_efficientnet_lite0_2", "resnet50"]

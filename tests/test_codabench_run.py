@@ -21,8 +21,8 @@ import yaml
 
 import step_sandbox
 from bundle_copies import copy_bundle
-from codabench_run import (CHILD_FAILED_MESSAGE, RunSetupError, effective_time_limit, run_submission,
-                           worker_command)
+from codabench_run import CHILD_FAILED_MESSAGE, RunSetupError, run_submission, step_time_limit
+from step_processes import worker_command
 from leaderboard_scores import LEADERBOARD_KEYS
 from test_supervisor_attacks import ODD_ZIPS, kill_named, processes_named
 
@@ -75,11 +75,11 @@ def test_worker_command_maps_app_paths():
 
 
 def test_time_limit_is_capped_on_the_default_queue():
-    assert effective_time_limit({}, {"execution_time_limit": 3600})[0] == 600
-    assert effective_time_limit({}, {"execution_time_limit": 3600}, queue_cap=1200)[0] == 1200
-    assert effective_time_limit({"queue": "my-gpu-queue"}, {"execution_time_limit": 3600}) == (3600, None)
-    assert effective_time_limit({}, {}) == (600, None)  # a phase without a limit: CodaBench's default
-    assert effective_time_limit({}, {"execution_time_limit": 3600}, time_limit=5) == (5, None)
+    assert step_time_limit({}, {"execution_time_limit": 3600})[0] == 600
+    assert step_time_limit({}, {"execution_time_limit": 3600}, queue_cap=1200)[0] == 1200
+    assert step_time_limit({"queue": "my-gpu-queue"}, {"execution_time_limit": 3600}) == (3600, None)
+    assert step_time_limit({}, {}) == (600, None)  # a phase without a limit: CodaBench's default
+    assert step_time_limit({}, {"execution_time_limit": 3600}, time_limit=5) == (5, None)
 
 
 def test_starting_kit_runs_like_codabench(bundle_root, trained_starting_kit, tmp_path):

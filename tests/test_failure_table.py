@@ -10,10 +10,11 @@ programs for the others.
 """
 import ast
 import re
-import sys
 from pathlib import Path
 
 import pytest
+
+from requirements_check import check_requirements, missing_package_message
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "pages" / "starting_kit.md"
@@ -114,11 +115,6 @@ def test_a_reworded_message_is_caught(reworded, words):
 
 def test_the_missing_package_message_is_the_pages():
     """Triggered: the row's message is exactly what requirements_check words, with and without the listing."""
-    sys.path.insert(0, str(REPO / "ingestion_program"))
-    try:
-        from requirements_check import check_requirements, missing_package_message
-    finally:
-        sys.path.remove(str(REPO / "ingestion_program"))
     (row,) = [messages for situation, messages, _ in ROWS if "not in the image" in situation]
     entries = check_requirements("opencv-python-headless>=4\n")
     assert missing_package_message("cv2") == row[0]

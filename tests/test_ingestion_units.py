@@ -106,11 +106,11 @@ def test_no_arguments_resolve_local_defaults_from_the_script_location(monkeypatc
         REPO / "input_data" / "eval", REPO / "output" / "res", REPO / "ingestion_program", REPO / "starting_kit")
     # the phase's time_budget.json when the demo data has one (make bundle-data writes it), else the local default
     budget = ingestion.budget_from_file(REPO / "input_data" / "eval") or ingestion.DEFAULT_BUDGET_SECONDS
-    assert (args.budget_seconds, args.max_error_rate, args.batch_size) == (budget, 0.01, 32)
+    assert (args.options.budget_seconds, args.options.max_error_rate, args.options.batch_size) == (budget, 0.01, 32)
     monkeypatch.setenv("WBC_TIME_BUDGET_SECONDS", "60")
     args = ingestion.parse_args(["--phase", "test", "--submission", "sub.zip", "--batch-size", "8"])
-    assert (args.input_data, args.submission, args.budget_seconds, args.batch_size) == (
-        REPO / "input_data" / "test", "sub.zip", 60, 8)
+    assert (args.input_data, args.submission, args.options.budget_seconds, args.options.batch_size) == (
+        REPO / "input_data" / "test", Path("sub.zip"), 60, 8)
     with pytest.raises(SystemExit):
         ingestion.parse_args(["in", "out"])
 
@@ -128,7 +128,8 @@ def test_run_in_process_returns_the_report_it_writes(tmp_path):
     submission.mkdir()
     (submission / "model.py").write_text("class Model:\n    def load(self):\n        print('loaded')\n"
                                          "    def predict(self, image):\n        return 'VLY'\n")
-    report = ingestion.run(input_dir, tmp_path / "out", ingestion.PROGRAM_DIR, submission, budget_seconds=0)
+    report = ingestion.run(input_dir, tmp_path / "out", ingestion.PROGRAM_DIR, submission,
+                           ingestion.Options(budget_seconds=0))
     assert report == json.loads((tmp_path / "out" / "run_report.json").read_text())
     assert report["status"] == "ok" and report["budget_seconds"] is None
     assert (tmp_path / "out" / "predictions.csv").read_text().count("VLY") == 6

@@ -17,7 +17,7 @@ import numpy as np
 import degrade
 from bundle_copies import copy_bundle
 from fixed_zip import write_zip
-from kit_files import load_module
+from kit_files import trained_starting_kit_copy
 from memory_submission import make_memory_submission, remembered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,13 +73,7 @@ def test_memory_gains_nothing_on_real_cells(pbc_release, tmp_path):
 
     bundle = tmp_path / "bundle"
     prepare(pbc_release, bundle, seed=1, phases={"eval": "phase2_eval"}, limit=300)
-    kit = tmp_path / "kit"
-    shutil.copytree(REPO / "starting_kit", kit, ignore=shutil.ignore_patterns("*.joblib", "__pycache__"))
-    sys.path.insert(0, str(kit))
-    try:
-        load_module(kit / "train.py").train(pbc_release, kit / "classifier.joblib", seed=0)
-    finally:
-        sys.path.remove(str(kit))
+    kit = trained_starting_kit_copy(pbc_release, tmp_path / "kit")
     plain, memory = _both(bundle, kit, tmp_path)
     assert memory["degraded_macro_f1"] <= plain["degraded_macro_f1"] + TOLERANCE
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from label_space import SEVERITIES
 from phase_sampling import assign_sets, class_quota, degraded_quota
 from prepare import _check_written, main, prepare
 from release_reader import ReleaseError
-from vocabulary import SEVERITIES
 from test_prepare_errors import build_tiny_release
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 
 from prediction_file import PredictFailures, _accounted_for
 from report_reader import predict_failures
-from run_report import ERRORS_SHOWN, RunReport, SetFigures, images_per_second
+from run_report import ERRORS_SHOWN, RunReport, SetFigures, throughput
 
 
 def _report(listed: int, total: int) -> RunReport:
@@ -17,9 +17,9 @@ def test_the_record_round_trips_and_ignores_unknown_keys():
     assert RunReport.from_dict(report.to_dict() | {"from_a_later_version": 1}) == report
 
 
-def test_images_per_second_is_zero_without_measured_time():
-    assert images_per_second(50, 2.0) == 25.0
-    assert images_per_second(50, 0.0) == 0.0
+def test_throughput_is_zero_without_measured_time():
+    assert throughput(50, 2.0) == 25.0
+    assert throughput(50, 0.0) == 0.0
 
 
 def test_a_list_shorter_than_its_cap_is_complete():

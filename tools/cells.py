@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy.ndimage import gaussian_filter
 
-from vocabulary import CLASSES
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from label_space import CLASSES
 
 CELL_TYPES = {
     "BA": "Basophil", "BL": "Blast cell", "BNE": "Band-form neutrophil", "EO": "Eosinophil",

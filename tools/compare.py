@@ -2,8 +2,8 @@
 
 Usage: python tools/compare.py OUTPUT1 OUTPUT2 ... --reference REF.csv [--out compare.png]
 Each OUTPUT is a prediction step's output folder (predictions.csv + run_report.json) or its predictions file, read
-as the scorer reads it (tools/prediction_outputs.py): images whose predict() failed in an accepted run count as
-wrong. Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
+as the scorer reads it (scoring_program/prediction_output.py): images whose predict() failed in an accepted run
+count as wrong. Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
 differences are paired: a p-value is two-sided, 2 x the smaller share of replicates on either side of 0
 (with the +1 correction, so never below 2/(B+1)).
 """
@@ -12,18 +12,29 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring_program"))
-
-from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval  # noqa: E402
-from classification_metrics import confusion_metrics, macro_f1, present_classes  # noqa: E402
-from prediction_outputs import read_output  # noqa: E402
-from reference_file import read_reference  # noqa: E402
-from scoring_errors import ScoringError  # noqa: E402
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval
+from classification_metrics import confusion_metrics, macro_f1, present_classes
+from prediction_output import PredictionOutput, read_prediction_output, read_run_report
+from reference_file import read_reference
+from scoring_errors import ScoringError
 
 # Replicates drawn at once: the confusions of a chunk take chunk x submissions x 14 x 14 integers.
 CHUNK = 1000
+
+
+def read_output(path: Path, reference: pd.DataFrame) -> PredictionOutput:
+    """A prediction step's output folder, or its predictions file (read in place of predictions.csv), read as the
+    scorer reads it; an error names `path`, since several submissions' files are all called predictions.csv."""
+    path = Path(path)
+    folder, predictions = (path, None) if path.is_dir() else (path.parent, path)
+    try:
+        return read_prediction_output(folder, read_run_report(folder), reference, predictions)
+    except ScoringError as err:
+        raise type(err)(f"{path}: {err}") from None
 
 
 def submission_names(paths: list[Path]) -> list[str]:

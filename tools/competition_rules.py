@@ -4,14 +4,17 @@ check_competition: the uploader's rules (codalab/codabench src/apps/competitions
 field sizes) and the keys it would default silently. check_time_limits: the worker's cap on a competition
 without a queue (competitions/tasks.py), checked by tools/pack.py on the bundle's final yaml.
 """
-import importlib
+import json
 import re
+import subprocess
 import sys
 import uuid
 from datetime import date, datetime
 from pathlib import Path
 
 import yaml
+
+import project_folders  # the program folders, tools/ and baselines/ importable by name
 
 REQUIRED_KEYS = ("version", "title", "image", "terms", "pages", "docker_image", "tasks", "phases", "leaderboards")
 TASK_FOLDERS = ("ingestion_program", "input_data", "scoring_program", "reference_data")
@@ -42,15 +45,35 @@ MAX_LENGTHS = {"title": 256, "docker_image": 128, "reward": 256, "phase name": 2
                "leaderboard key": 36, "column title": 36, "column key": 36}
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = project_folders.REPO
+# Run in a scoring program's folder: prints the keys of its leaderboard_scores.py.
+KEYS_PROGRAM = ("import json, sys; sys.path.insert(0, ''); import leaderboard_scores; "
+                "print(json.dumps(leaderboard_scores.LEADERBOARD_KEYS))")
 
 
 def leaderboard_keys(root: Path = REPO) -> tuple[str, ...]:
-    """The keys score.py writes, primary first, from <root>/scoring_program/leaderboard_scores.py (their one owner)."""
-    folder = str(Path(root) / "scoring_program")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return tuple(importlib.import_module("leaderboard_scores").LEADERBOARD_KEYS)
+    """The keys <root>/scoring_program/score.py writes, primary first, from its leaderboard_scores.py (their owner).
+
+    A scoring program whose files differ from this repository's is read in an interpreter of its own: in this one,
+    the scoring program's module names are this repository's (tools/project_folders.py). ValueError when it cannot
+    be read.
+    """
+    folder = Path(root).resolve() / "scoring_program"
+    if _python_files(folder) == _python_files(project_folders.SCORING_PROGRAM):
+        import leaderboard_scores
+
+        return tuple(leaderboard_scores.LEADERBOARD_KEYS)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not found, so the leaderboard keys cannot be read")
+    done = subprocess.run([sys.executable, "-c", KEYS_PROGRAM], cwd=folder, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"{folder}/leaderboard_scores.py: its leaderboard keys cannot be read:\n{done.stderr[-2000:]}")
+    return tuple(json.loads(done.stdout))
+
+
+def _python_files(folder: Path) -> dict[str, bytes]:
+    """A folder's Python files by name, their bytes as values."""
+    return {path.name: path.read_bytes() for path in sorted(Path(folder).glob("*.py"))}
 
 
 def load_competition(path: Path) -> dict:

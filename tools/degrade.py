@@ -5,8 +5,9 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageFilter
 
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 from jpeg_encoding import encode_jpeg
-from vocabulary import SEVERITIES
+from label_space import SEVERITIES
 
 DEGRADED_SEVERITIES = tuple(s for s in SEVERITIES if s != "pristine")  # the ones that change an image
 

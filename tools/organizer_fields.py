@@ -65,7 +65,7 @@ def check_organizer(organizer: dict) -> list:
     if len(str(filled.get("prizes", ""))) > MAX_LENGTHS["reward"]:
         problems.append(f"organizer.yaml prizes: {len(str(filled['prizes']))} characters; CodaBench's 'reward' holds "
                         f"at most {MAX_LENGTHS['reward']}: put the details on the pages, a summary here")
-    if "worker_images_per_second" in filled and images_per_second(organizer) is None:
+    if "worker_images_per_second" in filled and worker_images_per_second(organizer) is None:
         problems.append(f"organizer.yaml worker_images_per_second: {filled['worker_images_per_second']!r} is not a "
                         "positive number")
     if "final_test_set" in filled and filled["final_test_set"] not in FINAL_TEST_SETS:
@@ -83,7 +83,7 @@ def check_organizer(organizer: dict) -> list:
     return problems
 
 
-def images_per_second(organizer: dict):
+def worker_images_per_second(organizer: dict):
     """worker_images_per_second as a number (quoted or not, as the template's placeholder is), else None."""
     rate = organizer.get("worker_images_per_second")
     if isinstance(rate, bool) or is_placeholder(rate):

@@ -17,17 +17,20 @@ from pathlib import Path
 
 import yaml
 
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 from competition_rules import (DEFAULT_QUEUE_LIMIT, check_competition, check_score_keys, check_time_limits,
                                effective_time_limit, leaderboard_keys, load_competition, referenced_paths)
 from fixed_zip import folder_entries, write_zip
-from organizer_fields import (bundle_config, check_final_set, check_organizer, images_per_second, load_organizer,
-                              page_fields, render_page, unfilled)
+from organizer_fields import (bundle_config, check_final_set, check_organizer, load_organizer, page_fields,
+                              render_page, unfilled, worker_images_per_second)
+from pack_baseline import pack_submission
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_FILE = "time_budget.json"
 # Planning throughput of the default CPU queue: the ResNet-50 baseline (224 px, d4 TTA: 8 network passes per
 # image) on 2 CPU cores, from "a timm resnet50 forward on 8 images at 224 px takes about 0.8 s on 2 cores"
-# (10 passes/s). README 'Compute worker' gives the arithmetic and how to measure your own worker.
+# (10 passes/s): a planning figure. docs/speed.md compares it with measurements; ORGANIZERS.md says how to
+# measure a worker.
 CPU_IMAGES_PER_SECOND = 1.25
 LOAD_SECONDS = 30  # container start, imports, Model() and load() before the first image
 SLACK = 2  # a phase must fit twice over: a slower or busier worker, a heavier model than the baseline
@@ -113,8 +116,7 @@ def _final_split(config, manifest):
 def _check_cells_once(config, root, problems):
     """Every reference passes the scorer's own checks (each cell once per phase among them), and no cell is in two
     phases: a model that met a cell in Development could remember it in Final."""
-    import vocabulary  # noqa: F401  (it puts the scoring program on sys.path: its reference reader is the check)
-    from reference_file import read_reference
+    from reference_file import read_reference  # the scorer's reader is the check (imported when needed: pandas)
     from scoring_errors import ReferenceDataError
 
     seen = {}
@@ -152,7 +154,7 @@ def _plan_phases(bundle, root, organizer, *, demo, default_queue_limit, override
     """Each phase's effective limit and time budget; refuse a budget not below the limit or a phase too big."""
     config = bundle.config
     queue = config.get("queue")
-    rate = images_per_second(organizer) if queue else cpu_rate
+    rate = worker_images_per_second(organizer) if queue else cpu_rate
     where = "on the organizer's worker (organizer.yaml)" if queue else "planned for the default CPU queue"
     tasks = {task.get("index"): task for task in config.get("tasks") or [] if isinstance(task, dict)}
     limits = {}
@@ -217,7 +219,10 @@ def check_bundle(root=REPO, *, demo=False, default_queue_limit=DEFAULT_QUEUE_LIM
                 phase["execution_time_limit"] = default_queue_limit
     problems += check_competition(bundle.config, root)
     problems += check_time_limits(bundle.config, default_queue_limit)
-    problems += check_score_keys(bundle.config, leaderboard_keys(root))
+    try:
+        problems += check_score_keys(bundle.config, leaderboard_keys(root))
+    except ValueError as error:
+        problems.append(str(error))
     _check_data(bundle.config, root, demo, organizer, problems)
     limits = _plan_phases(bundle, root, organizer, demo=demo, default_queue_limit=default_queue_limit,
                           overrides=dict(time_budgets or {}), cpu_rate=cpu_images_per_second, problems=problems)
@@ -298,9 +303,6 @@ def pack_submissions(root=REPO, dist=None, log=print) -> list:
             log(f"wrote {written[-1]}")
         else:
             log(f"skipped {name}: not trained yet ({target})")
-    sys.path.insert(0, str(root / "baselines"))
-    from pack_baseline import pack_submission
-
     for folder in sorted(p.parent for p in (root / "baselines").glob("*/metadata")):
         if not (folder / "card.json").is_file():
             log(f"skipped baselines/{folder.name}: not trained yet (make {folder.name})")

@@ -16,14 +16,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 from fixed_zip import write_zip
 from image_store import ImageStore, StoredImage
 from jpeg_encoding import encode_jpeg, encoding_of, reencode_with
 from jpeg_metadata import strip_metadata
+from label_space import SETS, SEVERITIES
 from phase_sampling import (assign_sets, check_patients_apart, class_gaps, lone_cells, split_by_patient,
                             stratified_subsample, subsample)
 from release_reader import DEMO_MARKER, ReleaseError, iter_rows, open_release, text_columns, verify_jpeg
-from vocabulary import SETS, SEVERITIES
 
 DEFAULT_PHASES = {"eval": "phase2_eval", "test": "phase2_test"}
 DEFAULT_HUB = "Xin-Tian/wbcbench2026"  # the WBCBench 2026 release on the Hugging Face hub (gated)

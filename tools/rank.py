@@ -20,11 +20,10 @@ import sys
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from compare import compare_files, submission_names  # noqa: E402
-from competition_rules import load_competition  # noqa: E402
-from scoring_errors import ScoringError  # noqa: E402  (compare.py put scoring_program on the path)
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from compare import compare_files, submission_names
+from competition_rules import load_competition
+from scoring_errors import ScoringError
 
 REPO = Path(__file__).resolve().parents[1]
 STORED = Decimal("1e-10")  # SubmissionScore.score: DecimalField(max_digits=20, decimal_places=10)

@@ -7,8 +7,8 @@ Usage:
 Each OUT is a team's prediction-step output folder (predictions.csv + run_report.json, and the worker's `metadata`
 when downloaded from CodaBench), or TEAM=FOLDER to name the team; give them oldest submission first, since
 submission time is CodaBench's last tie-break. Every folder is read as the scorer reads it
-(tools/prediction_outputs.py): a run scored with accepted predict() failures is ranked with those images wrong.
-Writes <out>/ranking_report.html (figures embedded) and each figure as a PNG beside it. The method is stated in
+(scoring_program/prediction_output.py): a run scored with accepted predict() failures is ranked with those images
+wrong. Writes <out>/ranking_report.html (figures embedded) and each figure as a PNG beside it. The method is stated in
 pages/evaluation.md ("The final ranking report") and on the page itself.
 """
 import argparse
@@ -22,23 +22,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ranking_figures  # noqa: E402
-from compare import compare, submission_names  # noqa: E402
-from competition_rules import load_competition  # noqa: E402
-from prediction_outputs import PredictionOutput, read_output  # noqa: E402
-from rank import RankingError, leaderboard_columns, rank, stored_value  # noqa: E402
-from ranking_statistics import (ALPHA, Significance, bootstrap_tau, kendall_tau, pairwise_significance,  # noqa: E402
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+import ranking_figures
+from bootstrap_ci import N_BOOTSTRAP
+from compare import compare, read_output, submission_names
+from competition_rules import load_competition
+from detailed_results import CSS, blast_note, blast_table, error_groups_table, grouping_html
+from label_space import SEVERITIES
+from leaderboard_scores import (LEADERBOARD_KEYS, LEADERBOARD_TITLES, compute_scores, detailed_results_data,
+                                subset_figures)
+from prediction_output import PredictionOutput
+from rank import RankingError, leaderboard_columns, rank, stored_value
+from ranking_statistics import (ALPHA, Significance, bootstrap_tau, kendall_tau, pairwise_significance,
                                 rankings_by_scheme, replicates_needed, separated_from_next)
-# compare.py put scoring_program on the path: the scorer's own reading, metrics and page parts.
-from bootstrap_ci import N_BOOTSTRAP  # noqa: E402
-from detailed_results import CSS, blast_note, blast_table, error_groups_table, grouping_html  # noqa: E402
-from label_space import SEVERITIES  # noqa: E402
-from leaderboard_scores import (LEADERBOARD_KEYS, LEADERBOARD_TITLES, compute_scores,  # noqa: E402
-                                detailed_results_data, subset_figures)
-from reference_file import read_reference  # noqa: E402
-from scoring_errors import ScoringError  # noqa: E402
+from reference_file import read_reference
+from scoring_errors import ScoringError
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = "ranking_report.html"

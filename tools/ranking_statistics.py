@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import kendalltau
 
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from bootstrap_ci import N_BOOTSTRAP
 from compare import ranks
-from bootstrap_ci import N_BOOTSTRAP  # noqa: E402  (compare.py put scoring_program on the path)
 
 ALPHA = 0.05
 

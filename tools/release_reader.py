@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from vocabulary import CLASSES, SEVERITIES
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from label_space import CLASSES, SEVERITIES
 
 TEXT_COLUMNS = ("image_id", "label", "wbcbench_split", "severity", "original_image_id", "patient_hash")
 SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")

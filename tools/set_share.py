@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.append(str(Path(__file__).resolve().parents[1] / "scoring_program"))
-from bootstrap_ci import bootstrap_confusions, percentile_interval  # noqa: E402
-from classification_metrics import confusion_metrics  # noqa: E402
-
-from make_demo_release import CLASS_FREQUENCY, SEVERITY_FREQUENCY  # noqa: E402
-from vocabulary import CLASSES  # noqa: E402
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from bootstrap_ci import bootstrap_confusions, percentile_interval
+from classification_metrics import confusion_metrics
+from label_space import CLASSES
+from make_demo_release import CLASS_FREQUENCY, SEVERITY_FREQUENCY
 
 SIZES = {"Final (phase2_test)": 16477, "Development (phase2_eval)": 5350, "Development, default queue": 300}
 SHARES = (0.5, 0.6, 2 / 3, 0.75, 0.8)

@@ -1,0 +1,1 @@
+../tools/project_folders.py

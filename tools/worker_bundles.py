@@ -1,0 +1,120 @@
+"""Bundles as CodaBench moves them: folders zipped as its uploader zips them, zips extracted as its worker does.
+
+Follows codalab/codabench (2026): the uploader zips every folder competition.yaml points at; the worker's
+_get_bundle extracts each zip as it is (no folder moved up), the submission's included, and _put_dir zips a step's
+output for the next step. Reading never follows a link or blocks on a FIFO: a submission may leave either behind.
+"""
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+
+import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
+from competition_rules import load_competition
+from regular_files import open_regular  # the ingestion's reading of regular files only
+from submission_files import unpack_zip  # the ingestion's own zip checks
+
+
+class RunSetupError(Exception):
+    """The bundle cannot be staged (not a submission failure: the run never starts)."""
+
+
+def zip_folder(source: Path, target: Path | io.BytesIO) -> list[str]:
+    """A folder's contents zipped as shutil.make_archive(root_dir=source) does; target: a path or a BytesIO.
+
+    Only folders and regular files go in, each read without following a link or blocking on a FIFO (a submission
+    may leave either in its output); returns the relative paths of what was left out (links, FIFOs, sockets, devices).
+    """
+    left_out = []
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            for name in dirs + sorted(files):
+                path = Path(root) / name
+                relative = path.relative_to(source).as_posix()
+                if stat.S_ISDIR(path.lstat().st_mode):
+                    archive.write(path, relative)
+                    continue
+                try:
+                    fd = open_regular(path)
+                except OSError:
+                    left_out.append(relative)
+                    continue
+                with os.fdopen(fd, "rb") as data, archive.open(zipfile.ZipInfo.from_file(path, relative), "w") as entry:
+                    shutil.copyfileobj(data, entry)
+    return left_out
+
+
+class BundleSource:
+    """Folders of a bundle, from the repository (or an unpacked bundle) or straight from dist/bundle.zip."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        if not root.exists():
+            raise RunSetupError(f"bundle {root} not found")
+        if root.is_file() and not zipfile.is_zipfile(root):
+            raise RunSetupError(f"bundle {root} is neither a folder nor a zip file")
+
+    def competition(self) -> dict:
+        if self.root.is_dir():
+            return load_competition(self.root / "competition.yaml")
+        with zipfile.ZipFile(self.root) as archive, tempfile.TemporaryDirectory() as scratch:
+            if "competition.yaml" not in archive.namelist():
+                raise RunSetupError(f"{self.root} has no competition.yaml at its root")
+            return load_competition(archive.extract("competition.yaml", scratch))
+
+    def zipped(self, relative: str, target: Path | io.BytesIO) -> None:
+        """The folder `relative` of the bundle as the uploader zips it, written to target (path or BytesIO)."""
+        relative = str(relative).strip("/")
+        if self.root.is_dir():
+            if not (self.root / relative).is_dir():
+                raise RunSetupError(f"{self.root / relative} is not a folder (competition.yaml points at it)")
+            zip_folder(self.root / relative, target)
+            return
+        with zipfile.ZipFile(self.root) as bundle, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+            members = [info for info in bundle.infolist() if info.filename.startswith(relative + "/")]
+            if not members:
+                raise RunSetupError(f"{self.root} has no folder {relative}/ (competition.yaml points at it)")
+            for info in members:
+                name = info.filename[len(relative) + 1:]
+                if name:
+                    with bundle.open(info) as data:
+                        out.writestr(name, data.read())
+
+
+def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
+    """compute_worker._get_bundle: the zip extracted into destination as it is."""
+    destination.mkdir(parents=True, exist_ok=True)
+    if isinstance(zipped, io.BytesIO):
+        zipped.seek(0)
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(destination)
+
+
+def stage_submission(submission: Path, destination: Path, scratch: Path) -> list[str]:
+    """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first);
+    returns what of the folder the zip left out (links and special files). SubmissionNotRunnable when the ingestion
+    would refuse the zip (not a zip, unsafe names, too large)."""
+    zipped, left_out = submission, []
+    if submission.is_dir():
+        zipped = scratch / "submission.zip"
+        left_out = zip_folder(submission, zipped)
+    unpack_zip(zipped, destination)
+    return left_out
+
+
+def file_digests(source: Path | io.BytesIO) -> dict:
+    """sha256 of every regular file in a folder (links not followed) or a zip (BytesIO) by relative path, Python's
+    __pycache__ aside."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        with zipfile.ZipFile(source) as archive:
+            return {info.filename: hashlib.sha256(archive.read(info)).hexdigest() for info in archive.infolist()
+                    if not info.is_dir() and "__pycache__" not in Path(info.filename).parts}
+    return {path.relative_to(source).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(source.rglob("*"))
+            if stat.S_ISREG(path.lstat().st_mode) and "__pycache__" not in path.parts}
