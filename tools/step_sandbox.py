@@ -7,8 +7,8 @@ user's files. Its /proc shows only its own processes, and every process it start
 a PID namespace's processes when its first process ends). The step's command runs without any capability, so it
 can neither remount what it sees nor open another process's descriptors.
 
-Run as a program, this file is that first process: it builds the root, then runs the step's command and
-exits with its status (128 + signal when killed, as docker reports it).
+Run as a program, this file is that first process: it builds the root, then becomes the step's command (exec), so
+the command is PID 1 of its namespace as in a container.
 """
 import argparse
 import os
@@ -148,9 +148,10 @@ def main(argv: list | None = None) -> int:
         detail = getattr(error, "stderr", "") or str(error)
         print(f"step sandbox: setup failed: {detail.strip()}", file=sys.stderr)
         return SETUP_FAILED
-    # No capability survives into the step (nor can any be regained), though it runs as this namespace's root.
-    step = subprocess.run([setpriv, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *command])
-    return 128 - step.returncode if step.returncode < 0 else step.returncode
+    # No capability survives into the step (nor can any be regained), though it runs as this namespace's root. The
+    # step's command replaces this process, so it is the namespace's first process (PID 1), as a container's command
+    # is: the kernel drops the SIGKILL and SIGSTOP its own processes send it.
+    os.execv(setpriv, [setpriv, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", *command])
 
 
 if __name__ == "__main__":
