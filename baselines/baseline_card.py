@@ -48,7 +48,8 @@ def member_entry(member: Member, weights_name: str, history: list[dict], initial
                      "jitter": member.jitter, "balance_power": member.balance_power,
                      "severity_weights": list(member.severity_weights),
                      "degradation_probability": member.degradation_probability if options.curriculum else 0.0,
-                     "train_images": len(train_rows), "validation": kept, "history": history},
+                     "seed": member.seed_for(options.seed), "train_images": len(train_rows), "validation": kept,
+                     "history": history},
     }
 
 

@@ -143,7 +143,7 @@ def train_member(member: Member, profile: Profile, options: RunOptions, train_ro
                  device: torch.device) -> tuple[dict, list[dict], dict]:
     """Train one member; returns (kept state dict, history, its initialisation). Rank 0 validates on `validation`
     (None on the other ranks) and writes the run folder."""
-    torch.manual_seed(options.seed)
+    torch.manual_seed(member.seed_for(options.seed))
     amp = device.type == "cuda"
     network, initialisation = create_network(member, options.pretrained, options.init)
     network.to(device)
@@ -189,9 +189,9 @@ def training_loader(member: Member, profile: Profile, options: RunOptions, train
     """The augmented training set, its class-weighted sampler (this rank's share) and the loader over both."""
     augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array, member.crop_fraction,
                            member.jitter, member.severity_weights)
-    dataset = TrainingSet(train_rows, augment, options.seed)
+    dataset = TrainingSet(train_rows, augment, member.seed_for(options.seed))
     weights = class_weights(train_rows["label"].to_numpy(), member.balance_power)
-    sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, options.seed)
+    sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, member.seed_for(options.seed))
     workers = profile.workers if options.workers is None else options.workers
     loader = torch.utils.data.DataLoader(dataset, batch_size=profile.batch_size // world, sampler=sampler,
                                          num_workers=workers, pin_memory=amp, drop_last=True,

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load_file
 
 import baseline_model
 from augment import Curriculum, TrainAugment
@@ -15,7 +17,7 @@ from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
 from baseline_card import kept_record
-from recipe_settings import BASELINES
+from recipe_settings import BASELINES, PROFILES, Member, Profile
 from run_options import RunOptions
 from train_baseline import member_names, members_to_train, train_baseline
 from training_loop import WeightedDistributedSampler, class_weights
@@ -85,6 +87,30 @@ def test_last_epoch_centre_crop_and_curriculum_off_reach_the_card_and_the_submis
     assert member["training"]["kept_by"] == "last" and member["training"]["kept_epoch"] == 2
     assert member["training"]["validation"] == member["training"]["history"][-1]
     assert 0.0 <= card["evaluation"]["degraded_macro_f1"] <= 1.0
+
+
+def test_a_member_with_a_seed_offset_is_the_network_its_seed_trains_alone(release, tmp_path, monkeypatch):
+    """A deep ensemble's members differ only in their seeds: the second member of a run seeded 0 (offset 3) must be
+    the network a one-member run seeded 3 trains, and differ from the first, so one seed's members are not copies
+    and a member can be measured on its own."""
+    tiny = Profile(epochs=1, batch_size=8, tta="none", workers=0, ramp_epochs=1)
+    monkeypatch.setitem(PROFILES, "tiny", tiny)
+    monkeypatch.setitem(BASELINES["resnet50"], "tiny", [Member("resnet18", 32), Member("resnet18", 32, seed_offset=3)])
+    monkeypatch.setitem(PROFILES, "tiny-alone", tiny)
+    monkeypatch.setitem(BASELINES["resnet50"], "tiny-alone", [Member("resnet18", 32)])
+    common = {"release": release, "baseline": "resnet50", "pretrained": "off", "limit_eval": 8, "max_steps": 2,
+              "workers": 0, "keep_epoch": "last", "evaluate": False}
+    pair = train_baseline(RunOptions(out=tmp_path / "pair", runs_dir=tmp_path / "runs_pair", profile="tiny", seed=0,
+                                     **common))
+    alone = train_baseline(RunOptions(out=tmp_path / "alone", runs_dir=tmp_path / "runs_alone", profile="tiny-alone",
+                                      seed=3, **common))
+    assert [member["training"]["seed"] for member in pair["members"]] == [0, 3]
+    assert alone["members"][0]["training"]["seed"] == 3
+    first, second = (load_file(tmp_path / "pair" / member["weights"]) for member in pair["members"])
+    solo = load_file(tmp_path / "alone" / "weights_resnet18.safetensors")
+    for name, tensor in solo.items():
+        torch.testing.assert_close(second[name], tensor, rtol=0, atol=1e-6, msg=f"{name} differs from its seed's run")
+    assert max((first[name].float() - second[name].float()).abs().max().item() for name in solo) > 1e-3
 
 
 @pytest.mark.parametrize("crop", [0.0, 1.2])
