@@ -119,16 +119,17 @@ DEFAULT_PROFILES = {"resnet50": "cpu-quick", "ensemble": "cpu-pretrained", "effi
 NOTES = {
     ("efficientnet_lite0", "cpu-pretrained"): "cpu-pretrained: 5 epochs on the PBC cells (2,380 images) took 16 to "
                                               "18 minutes with one training thread, two runs side by side on 2 "
-                                              "cores; 4 network passes per image (flip TTA), 18.4 images/s through "
+                                              "cores; 4 network passes per image (flip TTA), 17.4 images/s through "
                                               "the ingestion program on 2 idle cores.",
     ("ensemble", "cpu-pretrained"): "cpu-pretrained ensemble: two runs of the efficientnet_lite0 recipe "
                                     "(tf_efficientnet_lite0 from ImageNet weights, 192 px of the centre 0.6, 5 "
                                     "epochs) that differ only in their seeds (the run's, and the run's + 1000), "
                                     "trained one after the other (twice the single member's time) and predicting at "
-                                    "half its speed (8 passes per image). The gpu profile's families "
-                                    "(swin_tiny_patch4_window7_224, convnextv2_tiny, resnet50 at 224 px) stay there: "
-                                    "without ImageNet weights, smaller members of them did not learn in a CPU budget "
-                                    "(swin_tiny 0.145, convnextv2_atto 0.354 validation degraded macro-F1).",
+                                    "half its speed (8 passes per image, 8.2 images/s on 2 idle cores). The gpu "
+                                    "profile's families (swin_tiny_patch4_window7_224, convnextv2_tiny, resnet50 at "
+                                    "224 px) stay there: without ImageNet weights, smaller members of them did not "
+                                    "learn in a CPU budget (swin_tiny 0.145, convnextv2_atto 0.354 validation "
+                                    "degraded macro-F1).",
     ("efficientnet_lite0", "cpu-plain"): "cpu-plain: the reference fine-tune the recipe is measured against, not a "
                                          "submission to ship.",
 }
