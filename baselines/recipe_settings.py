@@ -118,7 +118,7 @@ DEFAULT_PROFILES = {"resnet50": "cpu-quick", "ensemble": "cpu-pretrained", "effi
 
 NOTES = {
     ("efficientnet_lite0", "cpu-pretrained"): "cpu-pretrained: 5 epochs on the PBC cells (2,380 images) took 16 to "
-                                              "18 minutes with one training thread, two runs side by side on 2 "
+                                              "22 minutes with one training thread, two runs side by side on 2 "
                                               "cores; 4 network passes per image (flip TTA), 17.4 images/s through "
                                               "the ingestion program on 2 idle cores.",
     ("ensemble", "cpu-pretrained"): "cpu-pretrained ensemble: two runs of the efficientnet_lite0 recipe "
