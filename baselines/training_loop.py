@@ -189,9 +189,10 @@ def training_loader(member: Member, profile: Profile, options: RunOptions, train
     """The augmented training set, its class-weighted sampler (this rank's share) and the loader over both."""
     augment = TrainAugment((member.input_size,) * 2, "bicubic", baseline_model.image_to_array, member.crop_fraction,
                            member.jitter, member.severity_weights)
-    dataset = TrainingSet(train_rows, augment, member.seed_for(options.seed))
+    seed = member.seed_for(options.seed)
+    dataset = TrainingSet(train_rows, augment, seed)
     weights = class_weights(train_rows["label"].to_numpy(), member.balance_power)
-    sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, member.seed_for(options.seed))
+    sampler = WeightedDistributedSampler(weights, len(dataset), rank, world, seed)
     workers = profile.workers if options.workers is None else options.workers
     loader = torch.utils.data.DataLoader(dataset, batch_size=profile.batch_size // world, sampler=sampler,
                                          num_workers=workers, pin_memory=amp, drop_last=True,

@@ -249,7 +249,6 @@ def test_time_limit_kills_the_step(bundle_root, tmp_path):
     assert result.prediction.elapsed < 30
 
 
-
 @pytest.mark.skipif(step_sandbox.unavailable_reason() is not None, reason="no private root on this machine")
 def test_in_the_private_root_the_supervisor_is_pid_1_so_the_model_cannot_freeze_it(bundle_root, tmp_path):
     """As in a container, the step's command is its namespace's first process: the SIGSTOP and SIGKILL a model sends
@@ -261,6 +260,7 @@ def test_in_the_private_root_the_supervisor_is_pid_1_so_the_model_cannot_freeze_
     result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run", time_limit=120)
     assert result.status == "Finished" and not result.prediction.timed_out, result.reason
     assert result.prediction.elapsed < 60
+
 
 # --- Hostile submissions: the process layer, which is all there is without the sandbox ------------------------------
 
