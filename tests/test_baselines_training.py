@@ -232,4 +232,5 @@ def test_validation_figures_carry_the_leaderboards_names():
 def test_members_of_one_architecture_get_numbered_files():
     """Two members of one network must not overwrite each other's weights; a lone network keeps its plain name."""
     members = BASELINES["ensemble"]["cpu-pretrained"] + BASELINES["resnet50"]["cpu-quick"]
-    assert member_names(members) == ["tf_efficientnet_lite0_1", "tf_efficientnet_lite0_2", "resnet50"]
+    assert member_names(members) == ["tf_efficientnet_lite0_1", "tf_efficientnet_lite0_2", "tf_efficientnet_lite0_3",
+                                     "resnet50"]
