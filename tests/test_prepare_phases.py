@@ -62,16 +62,18 @@ def test_phase_size_is_class_stratified_each_cell_once(small_release, tmp_path):
 
 
 @given(st.dictionaries(st.sampled_from("ABCDEFGHIJKLM"), st.integers(1, 60), min_size=1),
-       st.floats(0.05, 0.95), st.integers(0, 3), st.booleans())
-def test_assign_sets_puts_each_cell_in_one_set(cells_per_class, share, seed, several):
+       st.floats(0.05, 0.95), st.integers(0, 3), st.booleans(), st.data())
+def test_assign_sets_puts_each_cell_in_one_set(cells_per_class, share, seed, several, data):
     """Per class: the degraded quota, at least one cell in each set from two cells on, one version per cell;
-    with one version per cell, every severity taken when there is room."""
+    with one version per cell, a severity the set lacks is one that no swap within a class could add (assign_sets'
+    promise: the quotas may leave no room, e.g. lone cells forced into the set take the slots)."""
     pristine, versions = [], []
     for label, count in cells_per_class.items():
+        first = data.draw(st.lists(st.integers(0, 3), min_size=count, max_size=count), label=f"severities of {label}")
         for k in range(count):
             cell = SimpleNamespace(cell_id=f"{label}{k}", label=label, severity="pristine")
             pristine.append(cell)
-            for severity in SEVERITIES[k % 4: 1 + k % 4 + (k % 3 if several else 0)]:  # 1 to 3 versions
+            for severity in SEVERITIES[first[k]: 1 + first[k] + (k % 3 if several else 0)]:  # 1 to 3 versions
                 versions.append(SimpleNamespace(cell_id=cell.cell_id, label=label, severity=severity))
     kept, degraded = assign_sets({"pristine": pristine, "degraded": versions}, share, seed)
     assert sorted(c.cell_id for c in kept + degraded) == sorted(c.cell_id for c in pristine)
@@ -80,11 +82,26 @@ def test_assign_sets_puts_each_cell_in_one_set(cells_per_class, share, seed, sev
     for label, count in cells_per_class.items():
         assert sum(c.label == label for c in degraded) == degraded_quota(count, share)
         assert sum(c.label == label for c in kept) == count - degraded_quota(count, share)
-    severities = {version.severity for version in versions}
-    if not several and len(degraded) >= len(severities):
-        assert {version.severity for version in degraded} == severities
+    if not several:
+        held, taken = Counter(version.severity for version in degraded), {version.cell_id for version in degraded}
+        for left in versions:
+            if left.severity not in held and left.cell_id not in taken:
+                assert not any(cell.label == left.label and held[cell.severity] > 1 for cell in degraded), left
     assert assign_sets({"pristine": pristine, "degraded": versions}, share, seed) == (kept, degraded)  # seeded
 
+
+
+def test_a_severity_the_draw_left_out_is_swapped_in_within_its_class():
+    """The draw gives class B's one degraded slot to its mild cell (the severity quotas follow the versions, mostly
+    mild); swapping in B's moderate cell is what puts moderate in the set, mild staying with class A, and no class's
+    count changes."""
+    severities = {"A0": "mild", "A1": "mild", "A2": "mild", "A3": "mild", "A4": "mild", "B0": "pristine",
+                  "B1": "mild", "B2": "moderate", "C0": "extreme"}
+    pristine = [SimpleNamespace(cell_id=cell, label=cell[0], severity="pristine") for cell in severities]
+    versions = [SimpleNamespace(cell_id=cell, label=cell[0], severity=found) for cell, found in severities.items()]
+    kept, degraded = assign_sets({"pristine": pristine, "degraded": versions}, 0.25, 0)
+    assert sorted(version.severity for version in degraded) == ["extreme", "mild", "moderate"]
+    assert Counter(version.label for version in degraded) == {"A": 1, "B": 1, "C": 1}
 
 def test_degraded_share_option(small_release, tmp_path, capsys):
     for share in (0.5, 0.8):
