@@ -118,10 +118,10 @@ BASELINES = {
 DEFAULT_PROFILES = {"resnet50": "cpu-quick", "ensemble": "cpu-pretrained", "efficientnet_lite0": "cpu-pretrained"}
 
 NOTES = {
-    ("efficientnet_lite0", "cpu-pretrained"): "cpu-pretrained: 5 epochs on the PBC cells (2,380 images) took 16 to "
-                                              "22 minutes with one training thread, two runs side by side on 2 "
-                                              "cores; 4 network passes per image (flip TTA), 17.5 images/s through "
-                                              "the ingestion program on 2 idle cores.",
+    ("efficientnet_lite0", "cpu-pretrained"): "cpu-pretrained: 5 epochs on the PBC cells (2,380 images) took 11 "
+                                              "minutes on 2 idle cores (16 to 22 with one training thread, two runs "
+                                              "side by side); 4 network passes per image (flip TTA), 17.5 images/s "
+                                              "through the ingestion program on 2 idle cores.",
     ("ensemble", "cpu-pretrained"): "cpu-pretrained ensemble: three runs of the efficientnet_lite0 recipe "
                                     "(tf_efficientnet_lite0 from ImageNet weights, 192 px of the centre 0.6, 5 "
                                     "epochs) that differ only in their seeds (the run's, + 1000 and + 2000), "
