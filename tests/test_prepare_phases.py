@@ -90,7 +90,6 @@ def test_assign_sets_puts_each_cell_in_one_set(cells_per_class, share, seed, sev
     assert assign_sets({"pristine": pristine, "degraded": versions}, share, seed) == (kept, degraded)  # seeded
 
 
-
 def test_a_severity_the_draw_left_out_is_swapped_in_within_its_class():
     """The draw gives class B's one degraded slot to its mild cell (the severity quotas follow the versions, mostly
     mild); swapping in B's moderate cell is what puts moderate in the set, mild staying with class A, and no class's
@@ -102,6 +101,7 @@ def test_a_severity_the_draw_left_out_is_swapped_in_within_its_class():
     kept, degraded = assign_sets({"pristine": pristine, "degraded": versions}, 0.25, 0)
     assert sorted(version.severity for version in degraded) == ["extreme", "mild", "moderate"]
     assert Counter(version.label for version in degraded) == {"A": 1, "B": 1, "C": 1}
+
 
 def test_degraded_share_option(small_release, tmp_path, capsys):
     for share in (0.5, 0.8):
