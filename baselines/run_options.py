@@ -32,6 +32,7 @@ class RunOptions:
     # Which epoch's weights are shipped: "best" by validation degraded macro-F1, or "last" when the validation
     # split is also the one the submission is scored on (the PBC measurements), so no choice is made on the test.
     keep_epoch: str = "best"
+    reuse_members: bool = True  # take a member an identical earlier run stored (member_store.py) instead of training
 
     def __post_init__(self):
         self.profile = self.profile or DEFAULT_PROFILES[self.baseline]
@@ -40,6 +41,11 @@ class RunOptions:
     def run_name(self) -> str:
         """The run's folder under runs_dir (one per baseline, profile and curriculum setting)."""
         return f"{self.baseline}-{self.profile}-curriculum_{'on' if self.curriculum else 'off'}"
+
+    @property
+    def member_store(self) -> Path:
+        """Where trained members are kept for reuse (member_store.py): shared by every run of one runs_dir."""
+        return Path(self.runs_dir) / "members"
 
     @property
     def submission_folder(self) -> Path:

@@ -14,6 +14,7 @@ line and the order of the steps.
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from safetensors.torch import save_file
 
 import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 import baseline_model
+import member_store
 from baseline_card import baseline_card, member_entry, members_to_keep, recipe, write_card
 from pack_baseline import install_submission_files
 from recipe_settings import BASELINES, DEFAULT_PROFILES, PROFILES, Member, Profile
@@ -103,14 +105,28 @@ def train_and_save(member: Member, name: str, profile: Profile, options: RunOpti
         run_dir.mkdir(parents=True, exist_ok=True)
         pristine_rows, degraded_rows, _ = validation_rows
         validation = ValidationImages.resized(pristine_rows, degraded_rows, member)
-    state, history, initialisation = train_member(member, profile, options, train_rows, validation, run_dir,
-                                                  rank, world, device)
+    key = stored = None
+    if rank == 0 and member_store.storable(member, options, world):
+        key = member_store.member_key(member, profile, options, train_rows, validation_rows[:2], device)
+        stored = member_store.load(options.member_store, key, run_dir) if options.reuse_members else None
+    if stored:
+        print(f"{name}: the same member, trained on the same rows with the same settings, code and threads, is "
+              f"stored in {options.member_store / key}; its weights are reused (--retrain trains it again)",
+              file=sys.stderr, flush=True)
+        state, history, initialisation = stored
+    else:
+        state, history, initialisation = train_member(member, profile, options, train_rows, validation, run_dir,
+                                                      rank, world, device)
     if rank != 0:
         return None
+    if key and not stored:
+        member_store.save(options.member_store, key, state, history, initialisation, run_dir)
     weights_name = f"weights_{name}.safetensors"
     options.submission_folder.mkdir(parents=True, exist_ok=True)
     save_file(state, options.submission_folder / weights_name)
-    return member_entry(member, weights_name, history, initialisation, profile, train_rows, options)
+    entry = member_entry(member, weights_name, history, initialisation, profile, train_rows, options)
+    entry["training"]["reused_from"] = str(options.member_store / key) if stored else None
+    return entry
 
 
 def write_submission(options: RunOptions, profile: Profile, card_members: list[dict], recipe_record: dict,
@@ -156,6 +172,8 @@ def parse_options(argv: list[str] | None = None) -> RunOptions:
     parser.add_argument("--keep-epoch", choices=("best", "last"), default="best",
                         help="ship the best epoch by validation degraded macro-F1, or the last one (use last when "
                              "the validation split is also your test set)")
+    parser.add_argument("--retrain", dest="reuse_members", action="store_false",
+                        help="train every member, even one an identical earlier run stored (member_store.py)")
     parser.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                         help="skip the final evaluation of the submission through its model.py")
     args = parser.parse_args(argv)

@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import baseline_model
+import member_store
 from augment import Curriculum, TrainAugment
 from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
@@ -20,6 +21,7 @@ from baseline_card import kept_record
 from recipe_settings import BASELINES, PROFILES, Member, Profile
 from run_options import RunOptions
 from train_baseline import member_names, members_to_train, train_baseline
+from training_data import training_rows
 from training_loop import WeightedDistributedSampler, class_weights
 from validation import VALIDATION_KEYS, severity_scores
 
@@ -89,17 +91,24 @@ def test_last_epoch_centre_crop_and_curriculum_off_reach_the_card_and_the_submis
     assert 0.0 <= card["evaluation"]["degraded_macro_f1"] <= 1.0
 
 
-def test_a_member_with_a_seed_offset_is_the_network_its_seed_trains_alone(release, tmp_path, monkeypatch):
-    """A deep ensemble's members differ only in their seeds: the second member of a run seeded 0 (offset 3) must be
-    the network a one-member run seeded 3 trains, and differ from the first, so one seed's members are not copies
-    and a member can be measured on its own."""
+@pytest.fixture
+def tiny_runs(release, monkeypatch):
+    """Two throwaway recipes of resnet50 (one epoch, 32 px resnet18s): `tiny`, two members whose seeds differ by 3,
+    and `tiny-alone`, its first member alone; returns the options every such run shares."""
     tiny = Profile(epochs=1, batch_size=8, tta="none", workers=0, ramp_epochs=1)
     monkeypatch.setitem(PROFILES, "tiny", tiny)
     monkeypatch.setitem(BASELINES["resnet50"], "tiny", [Member("resnet18", 32), Member("resnet18", 32, seed_offset=3)])
     monkeypatch.setitem(PROFILES, "tiny-alone", tiny)
     monkeypatch.setitem(BASELINES["resnet50"], "tiny-alone", [Member("resnet18", 32)])
-    common = {"release": release, "baseline": "resnet50", "pretrained": "off", "limit_eval": 8, "max_steps": 2,
-              "workers": 0, "keep_epoch": "last", "evaluate": False}
+    return {"release": release, "baseline": "resnet50", "pretrained": "off", "limit_eval": 8, "max_steps": 2,
+            "workers": 0, "keep_epoch": "last", "evaluate": False}
+
+
+def test_a_member_with_a_seed_offset_is_the_network_its_seed_trains_alone(tiny_runs, tmp_path):
+    """A deep ensemble's members differ only in their seeds: the second member of a run seeded 0 (offset 3) must be
+    the network a one-member run seeded 3 trains, and differ from the first, so one seed's members are not copies
+    and a member can be measured on its own."""
+    common = tiny_runs  # each run below names its own runs folder: nothing is reused
     pair = train_baseline(RunOptions(out=tmp_path / "pair", runs_dir=tmp_path / "runs_pair", profile="tiny", seed=0,
                                      **common))
     alone = train_baseline(RunOptions(out=tmp_path / "alone", runs_dir=tmp_path / "runs_alone", profile="tiny-alone",
@@ -111,6 +120,58 @@ def test_a_member_with_a_seed_offset_is_the_network_its_seed_trains_alone(releas
     for name, tensor in solo.items():
         torch.testing.assert_close(second[name], tensor, rtol=0, atol=1e-6, msg=f"{name} differs from its seed's run")
     assert max((first[name].float() - second[name].float()).abs().max().item() for name in solo) > 1e-3
+
+
+def test_a_member_an_earlier_run_trained_is_reused_and_retrain_makes_the_same_network(tiny_runs, tmp_path):
+    """The ensemble's first member is the efficientnet_lite0 baseline: a run that would train a member an earlier run
+    of the same runs folder stored takes its weights and history instead, only that member, and --retrain trains it
+    again into the very same network (so reusing changes no result). A member whose seed differs is trained."""
+    common = {**tiny_runs, "runs_dir": tmp_path / "runs"}
+    alone = train_baseline(RunOptions(out=tmp_path / "alone", profile="tiny-alone", **common))
+    pair = train_baseline(RunOptions(out=tmp_path / "pair", profile="tiny", **common))
+    first, second = pair["members"]
+    assert alone["members"][0]["training"]["reused_from"] is None
+    assert first["training"]["reused_from"] and second["training"]["reused_from"] is None
+    assert first["training"]["history"] == alone["members"][0]["training"]["history"]
+    assert ((tmp_path / "pair" / first["weights"]).read_bytes()
+            == (tmp_path / "alone" / "weights_resnet18.safetensors").read_bytes())
+    run_history = Path(pair["recipe"]["run_dir"]) / "resnet18_1" / "history.json"
+    assert json.loads(run_history.read_text()) == first["training"]["history"]  # as if trained in this run
+    again = train_baseline(RunOptions(out=tmp_path / "again", profile="tiny-alone", reuse_members=False, **common))
+    assert again["members"][0]["training"]["reused_from"] is None
+    stored = load_file(tmp_path / "alone" / "weights_resnet18.safetensors")
+    for name, tensor in load_file(tmp_path / "again" / "weights_resnet18.safetensors").items():
+        torch.testing.assert_close(tensor, stored[name], rtol=0, atol=0, msg=f"{name}: retraining made another network")
+    other_seed = train_baseline(RunOptions(out=tmp_path / "seed1", profile="tiny-alone", seed=1, **common))
+    assert other_seed["members"][0]["training"]["reused_from"] is None
+
+
+def test_the_member_key_changes_with_an_image_the_threads_or_the_start(release, tmp_path):
+    """What decides a member's weights is in its key; what the hub would decide makes it unstorable."""
+    member, profile = Member("resnet18", 32), PROFILES["cpu-quick"]
+    options = RunOptions(release=release, pretrained="off")
+    rows = training_rows(release).head(6)
+    validation = (rows.head(2), rows.tail(2))
+    key = member_store.member_key(member, profile, options, rows, validation, torch.device("cpu"))
+    assert key == member_store.member_key(member, profile, options, rows.copy(), validation, torch.device("cpu"))
+    changed = rows.copy()
+    changed.loc[5, "image_bytes"] = changed.loc[5, "image_bytes"][:-1] + b"\x00"
+    assert key != member_store.member_key(member, profile, options, changed, validation, torch.device("cpu"))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert key != member_store.member_key(member, profile, options, rows, validation, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    checkpoint = tmp_path / "start.safetensors"
+    save_file({"w": torch.zeros(1)}, checkpoint)
+    assert key != member_store.member_key(member, profile, RunOptions(release=release, pretrained="off",
+                                                                      init=checkpoint),
+                                          rows, validation, torch.device("cpu"))
+    assert member_store.storable(member, options, world=1) and not member_store.storable(member, options, world=2)
+    assert not member_store.storable(member, RunOptions(release=release, pretrained="auto"), world=1)
+    assert member_store.storable(BASELINES["efficientnet_lite0"]["cpu-pretrained"][0],
+                                 RunOptions(release=release, pretrained="auto"), world=1)
 
 
 @pytest.mark.parametrize("crop", [0.0, 1.2])
