@@ -396,12 +396,12 @@ def finish(state: Run, temp_dir: Path, budget: TimeBudget) -> None:
     """Stop the model (freeze and kill every process it started), close the log and the input zips, remove the temp
     folder."""
     state.stage = "finishing the run"
-    budget.cancel()
     if state.model is not None:
-        leftovers = state.model.stop()
+        leftovers = state.model.stop()  # the watchdog stays armed: nothing the model does can hold this up
         if leftovers:
             noun, verb = ("process", "was") if leftovers == 1 else ("processes", "were")
             state.warnings.append(f"{leftovers} {noun} the submission started {verb} still running; killed")
+    budget.cancel()
     if state.log is not None:
         state.log.stop()
     for source in state.zips.values():

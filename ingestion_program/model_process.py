@@ -12,12 +12,11 @@ import fcntl
 import json
 import mmap
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import process_tree
 from model_messages import (MAX_MESSAGE_BYTES, NOT_JSON, Answer, BatchDone, Fatal, Loaded, LoadFailed,
                             ProtocolError, read_message)
 from output_capture import CappedLog
+from stop_signals import signal_name
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 # in import order; challenge_labels and requirements_check (vocabulary and package policy) are used on both sides
@@ -37,7 +37,7 @@ for number in signal.valid_signals() - {signal.SIGPIPE, signal.SIGXFSZ}:
     if signal.getsignal(number) == signal.SIG_IGN:
         signal.signal(number, signal.SIG_DFL)
 import json, sys, types
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 requests = Connection(int(sys.argv[1]), writable=False)
 for name, source in json.loads(requests.recv_bytes()).items():
     module = sys.modules[name] = types.ModuleType(name)
@@ -52,6 +52,7 @@ PASSED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
                     "XDG_CACHE_HOME")
 SLOTS = 2
 STOP_GRACE_SECONDS = 2.0
+EXIT_POLL_SECONDS = 0.25  # how often a wait for an answer checks that the process is still there
 SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
 
 
@@ -177,6 +178,7 @@ class ModelProcess:
     def _receive(self, expected: tuple[str, ...], images: int = 0):
         """The next message, checked (model_messages.read_message); ModelEnded when the process is gone or sends
         anything the protocol does not allow."""
+        self._wait_for_message()
         try:
             raw = self._answers.recv_bytes(MAX_MESSAGE_BYTES)
         except EOFError:
@@ -191,6 +193,14 @@ class ModelProcess:
             self.fatal = message.message
             raise ModelEnded(self.fatal)
         return message
+
+    def _wait_for_message(self) -> None:
+        """Wait until a message can be read; ModelEnded once the process has exited with nothing left to read. A
+        process it started may hold the answer channel open, so the channel's end alone does not say the model is
+        gone: without this, a crash would be reported as the time budget running out."""
+        while not wait([self._answers], EXIT_POLL_SECONDS):
+            if self.popen.poll() is not None and not wait([self._answers], 0):
+                raise ModelEnded(self.ending())
 
     @staticmethod
     def _broken(error: ProtocolError) -> ModelEnded:
@@ -209,7 +219,7 @@ class ModelProcess:
         except subprocess.TimeoutExpired:
             return "the submission's process closed its answer channel (it is still running; it was killed)"
         if code < 0:
-            name = signal.Signals(-code).name
+            name = signal_name(-code)
             hint = {"SIGKILL": " (the system's out-of-memory killer, or another process)",
                     "SIGSEGV": " (a crash in native code)", "SIGABRT": " (an abort in native code)"}.get(name, "")
             return f"the submission's process was killed by {name}{hint}"
@@ -229,8 +239,10 @@ class ModelProcess:
         if self.stopped:
             return 0
         self.stopped = True
+        # Never blocking: a model that stopped reading and filled the request channel gets killed, not waited for.
+        os.set_blocking(self._requests.fileno(), False)
         try:
-            self._requests.send_bytes(b'{"stop": true}')
+            self._requests.send_bytes(b'{"stop": true}')  # smaller than PIPE_BUF: written whole or not at all
             self.popen.wait(STOP_GRACE_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
             pass

@@ -35,6 +35,7 @@ except ImportError:  # not POSIX: no memory limit
     resource = None
 
 EXIT_OUT_OF_MEMORY = 3
+EXIT_RUNNER_FAILED = 4
 
 
 class Runner:
@@ -236,6 +237,12 @@ def main(requests: Connection, argv: list[str]) -> None:
             runner.send({"fatal": f"the submission ran out of memory (MemoryError; {limit})"})
         finally:
             _flush_and_exit(EXIT_OUT_OF_MEMORY)
+    except BaseException as exc:  # something the submission handed back raised where the runner read it
+        try:
+            runner.send({"fatal": "the ingestion's runner could not go on with what the submission's code did: "
+                                  f"{describe_exception(exc)}"})
+        finally:
+            _flush_and_exit(EXIT_RUNNER_FAILED)
     _flush_and_exit(0)
 
 

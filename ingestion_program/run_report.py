@@ -23,16 +23,21 @@ INVISIBLE = "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
 LINE_BREAKS = re.compile("[\t\n\r\x0b\x0c]+")
 CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{INVISIBLE}]")
 CONTROLS_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{INVISIBLE}]")
+# A lone surrogate (a file name Python decoded with surrogateescape, say) cannot be written as UTF-8: it would stop
+# whoever writes the text to a page or a console; it becomes U+FFFD, the replacement character.
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(text: str, cap: int = TEXT_CAP, keep_newlines: bool = False) -> str:
     """`text` fit for a console and a web page: escape sequences and control characters removed (line breaks become
-    spaces unless keep_newlines), at most `cap` characters kept, then a note saying it was cut."""
+    spaces unless keep_newlines), lone surrogates replaced, at most `cap` characters kept, then a note saying it was
+    cut."""
     head = text[:2 * cap]  # cleaning only shortens a text: nothing past this can be kept
     if keep_newlines:
         head = CONTROLS_BUT_NEWLINE.sub("", ESCAPE_SEQUENCES.sub("", head.replace("\r\n", "\n").replace("\t", " ")))
     else:
         head = CONTROLS.sub("", LINE_BREAKS.sub(" ", ESCAPE_SEQUENCES.sub("", head)))
+    head = SURROGATES.sub("\ufffd", head)
     if len(text) > 2 * cap or len(head) > cap:
         head = f"{head[:cap]} [... cut: more than {cap:,} characters]"
     return head

@@ -75,10 +75,17 @@ def build_model(module: object) -> tuple[object, list[str]]:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """'ValueError: message (model.py:12)': the exception and the last frame in the submission's own code."""
-    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<frozen") and Path(f.filename).resolve().parent != PROGRAM_DIR]
+    """'ValueError: message (model.py:12)': the exception and the last frame in the submission's own code. Never
+    raises: the exception is the submission's, and its __str__ (or its class's __name__) may raise in turn."""
+    try:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    except BaseException:
+        return f"{object.__repr__(exc)}, whose message could not be read (its __str__ raised)"
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if not f.filename.startswith("<frozen") and Path(f.filename).resolve().parent != PROGRAM_DIR]
+    except BaseException:
+        return text
     if frames:
         text += f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
     return text
@@ -89,4 +96,7 @@ def _failure(what, exc):
 
 
 def _tail(exc, lines=20):
-    return "".join(traceback.format_exception(exc)[-lines:])
+    try:
+        return "".join(traceback.format_exception(exc)[-lines:])
+    except BaseException:  # an exception class whose own attributes raise when read
+        return f"(the traceback of {object.__repr__(exc)} could not be formatted)"

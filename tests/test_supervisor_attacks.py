@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -56,6 +57,22 @@ def kill_named(name: str) -> list[int]:
     for pid in found:
         os.kill(pid, signal.SIGKILL)
     return found
+
+
+def on_the_last_image(action: str) -> str:
+    """A model that answers SNE and, asked for the run's last image, first runs `action` (os, subprocess, sys and
+    time imported)."""
+    return f"""
+import os, subprocess, sys, time
+class Model:
+    def load(self):
+        self.calls = 0
+    def predict(self, image):
+        self.calls += 1
+        if self.calls == {2 * IMAGES_PER_SET}:
+{textwrap.indent(action.strip(), " " * 12)}
+        return "SNE"
+"""
 
 
 # --- 1. The answer channel ------------------------------------------------------------------------------------------
@@ -257,19 +274,11 @@ def test_a_frozen_supervisor_still_keeps_the_budget(tmp_path):
     """SIGSTOP cannot be caught: the model freezes its supervisor just before its last answer, past the budget, and a
     helper thaws it. The run fails on the supervisor's own clock (or, where it is PID 1 of its namespace as in the
     competition container, the stop never lands and the run finishes in time)."""
-    model = f'''
-import os, subprocess, sys
+    model = on_the_last_image("""
 THAW = "import os, signal, sys, time; time.sleep(4); os.kill(int(sys.argv[1]), signal.SIGCONT)"
-class Model:
-    def load(self):
-        self.calls = 0
-    def predict(self, image):
-        self.calls += 1
-        if self.calls == {2 * IMAGES_PER_SET}:
-            subprocess.Popen([sys.executable, "-c", THAW, str(os.getppid())], start_new_session=True)
-            os.kill(os.getppid(), 19)  # SIGSTOP
-        return "SNE"
-'''
+subprocess.Popen([sys.executable, "-c", THAW, str(os.getppid())], start_new_session=True)
+os.kill(os.getppid(), 19)  # SIGSTOP
+""")
     done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--budget-seconds", "3",
                              timeout=60)
     if report["status"] == "ok":
@@ -351,6 +360,112 @@ class Model:
     assert not survivors
     failed_by_name(done, report, "8 of 24 images failed")
     assert final == report  # the supervisor's, status failed: nothing rewrote it
+
+
+# --- 6. How the model's process ends -------------------------------------------------------------------------------
+
+def test_a_model_killed_by_a_real_time_signal_is_named(tmp_path):
+    model = """
+import os, signal
+class Model:
+    def load(self):
+        os.kill(os.getpid(), signal.SIGRTMIN + 1)
+    def predict(self, image):
+        return "SNE"
+"""
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    failed_by_name(done, report, f"the submission's process was killed by signal {signal.SIGRTMIN + 1} ")
+
+
+def test_a_crash_is_named_at_once_though_a_child_holds_the_answer_channel(tmp_path):
+    """The model's process exits while a process it started keeps the answer channel open (no end of file): the run
+    fails within seconds naming the exit code, not after the whole budget as a model too slow."""
+    model = """
+import os, time
+class Model:
+    def load(self):
+        if os.fork() == 0:
+            time.sleep(300)
+            os._exit(0)
+    def predict(self, image):
+        os._exit(3)
+"""
+    started = time.monotonic()
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--budget-seconds", "60",
+                             timeout=90)
+    failed_by_name(done, report, "the submission's process exited with code 3")
+    assert time.monotonic() - started < 30
+
+
+def test_a_model_that_stops_reading_its_requests_cannot_hold_up_the_end(tmp_path):
+    """After its last answer the model fills its request channel and never reads again: the supervisor's stop
+    request must not wait for it (the run ends at once, its predictions kept)."""
+    model = on_the_last_image("""
+from multiprocessing.connection import Connection
+writer = os.open(f"/proc/self/fd/{sys.argv[1]}", os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(writer, bytes(4096))
+except BlockingIOError:
+    pass
+Connection.recv_bytes = lambda *args, **kwargs: time.sleep(10**6)
+""")
+    started = time.monotonic()
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--budget-seconds", "60",
+                             timeout=90)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["sets"]["degraded"]["predicted"] == IMAGES_PER_SET
+    assert time.monotonic() - started < 30
+
+
+BROKEN_STR = """
+class Bad(Exception):
+    def __str__(self):
+        raise TypeError("no message for you")
+class Model:
+    def load(self):
+        if WHERE == "load":
+            raise Bad()
+    def predict(self, image):
+        raise Bad()
+"""
+
+
+def test_an_exception_whose_message_raises_is_still_reported(tmp_path):
+    """The submission's exception raises again when the runner reads its message: in predict it is that image's
+    error (the run goes on), in load it fails the run by name; never an exit code that blames os._exit."""
+    done, report, _ = ingest(tmp_path / "predict", make_submission(tmp_path / "predict" / "sub",
+                                                                   'WHERE = "predict"' + BROKEN_STR),
+                             None, "--max-error-rate", "1")
+    assert report["status"] == "ok" and report["errors_total"] == 2 * IMAGES_PER_SET, done.stderr[-3000:]
+    assert report["errors"][0]["error"].startswith("predict raised <wbc_submission_model.Bad object at ")
+    assert "whose message could not be read" in report["errors"][0]["error"]
+    done, report, _ = ingest(tmp_path / "load", make_submission(tmp_path / "load" / "sub",
+                                                                'WHERE = "load"' + BROKEN_STR))
+    assert done.returncode == 1 and report["status"] == "failed"  # the participant's traceback is shown: no
+    assert report["reason"].startswith("Model.load() raised <wbc_submission_model.Bad object at ")  # failed_by_name
+    assert "<exception str() failed>" in report["traceback"]
+
+
+def test_text_that_cannot_be_encoded_reaches_the_report_and_the_page(tmp_path):
+    """A lone surrogate (what Python makes of a file name's undecodable byte) in a model's error: the run report,
+    the console and the scorer's page carry U+FFFD instead, and nothing crashes writing them."""
+    model = """
+import os
+class Model:
+    def predict(self, image):
+        raise RuntimeError("cannot read " + os.fsdecode(b"weights-\\xff.pt"))
+"""
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-error-rate", "1")
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["errors"][0]["error"].startswith("predict raised RuntimeError: cannot read weights-\ufffd.pt")
+    reference = reference_frame()
+    accepted = run_report(reference)
+    accepted["warnings"] = [report["errors"][0]["error"] + "\udcff"]
+    input_dir = write_input(tmp_path / "score", reference, predictions_frame(reference), accepted)
+    completed = run_score(input_dir, tmp_path / "score" / "out", "--bootstrap", "5")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "weights-\ufffd.pt" in (tmp_path / "score" / "out" / "detailed_results.html").read_text()
 
 
 # --- 7. Input tampering ---------------------------------------------------------------------------------------------
