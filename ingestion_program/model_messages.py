@@ -172,7 +172,7 @@ def _answer(item: object, batch_images: int) -> Answer:
         if label is not None or probs is not None:
             raise ProtocolError("an answer with an error must have no label and no probabilities")
         return Answer(index, None, None, _text(error, "an answer's error"))
-    if label not in CLASS_INDEX:
+    if not isinstance(label, str) or label not in CLASS_INDEX:  # a list or an object is unhashable: no TypeError
         raise ProtocolError(f"an answer's label is {_shown(label)}; expected one of {', '.join(CLASSES)}")
     if probs is None:
         return Answer(index, label, None, None)

@@ -26,10 +26,15 @@ def open_regular(path: Path) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise NotRegularFile(f"{path} is {kind}, not a file")
+        raise NotRegularFile(f"{path} is {file_kind(mode)}, not a file")
     return fd
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode is, as the messages name it ('a FIFO'): one wording for the supervisor's every refusal."""
+    return ("a regular file" if stat.S_ISREG(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
 
 
 class PositionalFile(io.RawIOBase):

@@ -5,11 +5,12 @@ submission's code (model_runner.py does, in the model's own process).
 """
 import os
 import shutil
+import stat
 import zipfile
 import zlib
 from pathlib import Path
 
-from regular_files import open_regular, reader
+from regular_files import file_kind, open_regular, reader
 
 
 class SubmissionNotRunnable(Exception):
@@ -29,8 +30,9 @@ UNPACK_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError
 
 
 def unpack_zip(zip_path: Path, into: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_MB * 2**20) -> Path:
-    """A submission given as a zip: every entry is checked first (name, password, compression method, a file and a
-    folder of one name, total size), then unpacked one by one; any problem is a SubmissionNotRunnable."""
+    """A submission given as a zip: every entry is checked first (name, password, compression method, a link or other
+    special file, a file and a folder of one name, total size), then unpacked one by one; any problem is a
+    SubmissionNotRunnable."""
     try:
         fd = open_regular(zip_path)
     except OSError as error:
@@ -72,6 +74,7 @@ def _checked_entries(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: 
             raise SubmissionNotRunnable(f"{zip_name} stores {name!r} with compression method {info.compress_type} "
                                         f"({method}), which cannot be unpacked; zip it again with deflate, the "
                                         "default of zip tools")
+        _refuse_special_entry(zip_name, info)
         parts = tuple(part for part in name.split("/") if part not in ("", ".", ".."))
         if not parts:
             continue
@@ -92,6 +95,25 @@ def _checked_entries(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: 
         raise SubmissionNotRunnable(f"{zip_name} unpacks to {total / 2**20:,.0f} MB, more than the "
                                     f"{max_bytes / 2**20:,.0f} MB allowed (WBC_MAX_UNPACKED_MB)")
     return entries
+
+
+def _refuse_special_entry(zip_name: str, info: zipfile.ZipInfo) -> None:
+    """Refuses an entry whose Unix mode (external_attr's high 16 bits) is a link, a FIFO, a device or a socket.
+
+    CodaBench's worker unpacks a submission with Python's ZipFile.extractall, which makes every entry a plain file
+    holding its stored bytes: a link becomes a text file holding the path it pointed to, so a linked model.py fails
+    later on its import with a NameError that names no link. Refused here, by name, before anything runs.
+    """
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: a zip tool that records no Unix mode (plain files)
+        return
+    holding, fix = (("the path the link points to", "put the file itself in the zip (zip stores links only when "
+                     "given -y or --symlinks)") if kind == stat.S_IFLNK
+                    else ("the bytes stored for it", "leave it out of the zip"))
+    raise SubmissionNotRunnable(f"{zip_name} holds {info.filename!r} as {file_kind(mode)}; CodaBench unpacks a "
+                                f"submission with Python's zipfile, which makes it a plain file holding {holding}: "
+                                f"{fix}")
 
 
 def _unpack(zip_path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
@@ -134,9 +156,15 @@ def read_requirements(path: Path) -> str | None:
 
 def find_model_dir(submission_dir: Path) -> tuple[Path, str | None]:
     """(folder holding model.py, note or None); one enclosing folder (a zipped folder) is accepted and noted."""
-    submission_dir = Path(submission_dir)
+    model_dir, note = _locate_model_dir(Path(submission_dir))
+    _refuse_unpacked_link(model_dir / "model.py")
+    return model_dir, note
+
+
+def _locate_model_dir(submission_dir: Path) -> tuple[Path, str | None]:
+    """find_model_dir's search: the top, then one folder down."""
     if not submission_dir.is_dir():
-        raise SubmissionNotRunnable(f"submission folder not found: {submission_dir}")
+        raise SubmissionNotRunnable(_not_a_folder(submission_dir))
     if (submission_dir / "model.py").is_file():
         return submission_dir, None
     below = [d for d in sorted(submission_dir.iterdir())
@@ -151,3 +179,36 @@ def find_model_dir(submission_dir: Path) -> tuple[Path, str | None]:
     found = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in submission_dir.iterdir())[:10]) or "nothing"
     raise SubmissionNotRunnable(f"no model.py in the submission (looked at the top and one folder down; found: "
                                 f"{found}); put model.py at the top of your zip")
+
+
+def _refuse_unpacked_link(model_file: Path) -> None:
+    """Refuses a model.py that is what a zipped link becomes once CodaBench's worker unpacked it: a plain file holding
+    only a path ('real_model.py', '../src/model.py').
+
+    On the platform the worker unpacks the zip before the ingestion runs, so unpack_zip never sees the link; without
+    this the import fails with a NameError that names no link. One word with no space and no '=' defines no
+    Model: no working model.py looks so.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(model_file).st_mode) or os.path.getsize(model_file) > MAX_PATH_BYTES:
+            return
+        text = model_file.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # the import reports it
+    if text and not any(c.isspace() or c == "=" for c in text) and ("/" in text or text.endswith(".py")):
+        raise SubmissionNotRunnable(f"model.py holds only the path {text[:80]!r}, as a symbolic link in a zip does "
+                                    "once unpacked: CodaBench unpacks a submission with Python's zipfile, which makes "
+                                    "a link a plain file holding the path it points to, not the file itself: put the "
+                                    "file itself in the zip (zip stores links only when given -y or --symlinks)")
+
+
+def _not_a_folder(path: Path) -> str:
+    """Why path, which is neither a folder nor a file a zip was read from, is no submission: missing, or what it is
+    (a FIFO or a device given as the submission is named, not reported as missing)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return f"submission folder not found: {path}"
+    except OSError as error:
+        return f"the submission {path} cannot be read ({error})"
+    return f"the submission {path} is {file_kind(mode)}, not a folder or a zip file; give a submission folder or zip"

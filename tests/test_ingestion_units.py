@@ -36,7 +36,8 @@ def test_checked_answer_accepts_labels_dicts_sequences_and_tensors():
 @pytest.mark.parametrize("output, message", [
     ("Band", "unknown label 'Band'"), (None, "None (expected"), ([math.nan] * 13, "NaN or infinity"),
     ([-1.0] + [1.0] * 12, "a negative probability -1 for BA"), ([0.1] * 14, "14 values"),
-    ({"BA": "high"}, "non-numeric value"), (["a"] * 13, "list that is not numbers"), (3, "a single int value"),
+    ({"BA": "high"}, "a str 'high' as the probability of BA"), (["a"] * 13, "a str 'a' as the probability of BA"),
+    (3, "a single int value"),
     ({"BA": 0.0}, "sum to 0"),
 ])
 def test_checked_answer_rejects_junk_with_a_message(output, message):
