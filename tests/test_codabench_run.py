@@ -21,8 +21,11 @@ import yaml
 
 import step_sandbox
 from bundle_copies import copy_bundle
-from codabench_run import CHILD_FAILED_MESSAGE, RunSetupError, run_submission, step_time_limit
-from step_processes import worker_command
+from codabench_run import (CHILD_FAILED_MESSAGE, RunSetupError, SubmissionFailed, WorkerStep, _prediction_notes,
+                           run_submission, step_time_limit)
+from step_processes import ProgramMetadata, metadata_command, run_containers, worker_command
+from submission_files import SubmissionNotRunnable
+from worker_bundles import BundleSource, NameNotUtf8, stage_submission, zip_folder
 from leaderboard_scores import LEADERBOARD_KEYS
 from test_supervisor_attacks import ODD_ZIPS, kill_named, processes_named
 
@@ -225,6 +228,175 @@ def test_not_a_zip_is_one_line(bundle_root, tmp_path):
     status = [line for line in completed.stdout.splitlines() if line.startswith("status:")]
     assert len(status) == 1 and status[0].startswith(f"status: Failed (the submission {fake} is not a valid zip")
     assert "Traceback" not in completed.stderr and "prediction_ingestion" not in completed.stdout  # nothing ran
+
+
+# --- What the worker reads from the participant: the metadata file, the folder's names, the work folder ------------
+
+SNE_MODEL = "class Model:\n    def predict(self, image):\n        return 'SNE'\n"
+NOT_A_STRING = ["command: 5\n", "command: [python3, model.py]\n", "command: {run: model.py}\n", "command: 2.5\n"]
+
+
+@pytest.mark.parametrize("text", NOT_A_STRING)
+def test_a_command_that_is_no_string_starts_nothing_and_names_the_type(tmp_path, text):
+    """The worker's replace_legacy_metadata_command raises AttributeError on it; asyncio.gather keeps the error to
+    itself, so that program never starts (a falsy value is no command at all, as for the worker)."""
+    (tmp_path / "metadata").write_text(text)
+    found = metadata_command(tmp_path)
+    assert found.name == "metadata" and found.command is None
+    kind = type(yaml.safe_load(text)["command"]).__name__
+    assert re.fullmatch(rf"`command` is an? {kind} \(.+\), not a string", found.problem), found.problem
+    (tmp_path / "metadata").write_text("command: 0\n")
+    assert metadata_command(tmp_path) == ProgramMetadata("metadata")
+
+
+UNREADABLE = {  # metadata bytes -> the problem named
+    "nested 5000 deep": (b"command: " + b"[" * 5000 + b"]" * 5000,
+                         "not readable YAML: nested too deeply (Python's recursion limit)"),
+    "a date that is none": (b"when: 2026-13-45\ncommand: python3 x.py\n", "not readable YAML: month must be in 1..12"),
+    "a 5000-digit integer": (b"size: " + b"9" * 5000 + b"\n", "not readable YAML: Exceeds the limit (4300 digits)"),
+    "broken syntax": (b"command: [python3\n", "not readable YAML: while parsing a flow sequence"),
+    "not UTF-8": (b"command: python3 caf\xe9.py\n", "not UTF-8 text (byte 0xe9 at offset 20)"),
+    "an open quote": (b"command: python3 'model.py\n",
+                      "`command` cannot be split into words as docker-py splits it: No closing quotation"),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+def test_a_metadata_file_the_worker_cannot_use_is_named_never_a_traceback(tmp_path, kind):
+    data, problem = UNREADABLE[kind]
+    (tmp_path / "metadata").write_bytes(data)
+    found = metadata_command(tmp_path)
+    assert found.name == "metadata" and found.command is None and found.problem.startswith(problem), found.problem
+
+
+def test_a_metadata_folder_is_found_first_as_the_worker_finds_it(tmp_path):
+    """os.path.exists, not isfile: a folder metadata.yaml hides a good metadata file from the worker too."""
+    (tmp_path / "metadata.yaml").mkdir()
+    (tmp_path / "metadata").write_text("command: python3 x.py\n")
+    assert metadata_command(tmp_path) == ProgramMetadata("metadata.yaml", None, "a folder, not a file")
+
+
+def test_unusable_submission_metadata_runs_only_the_ingestion_and_says_why(bundle_root, tmp_path):
+    """A folder `metadata` and a `command: 5`: the worker starts no program of the submission, nor copies it into
+    the output (the file is there), and the ingestion runs as usual."""
+    for name, make in (("folder", lambda m: m.mkdir()), ("int", lambda m: m.write_text("command: 5\n"))):
+        submission = tmp_path / name
+        submission.mkdir()
+        (submission / "model.py").write_text(SNE_MODEL)
+        make(submission / "metadata")
+        result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / f"run_{name}")
+        assert result.status == "Finished", result.reason
+        problem = "a folder, not a file" if name == "folder" else "`command` is an int (5), not a string"
+        assert (f"the submission's metadata: {problem}: CodaBench's worker finds it but starts no program of the "
+                "submission for it (the error goes only to the worker's own log), and, as the file is there, does "
+                "not copy the submission into the prediction output either; only the ingestion program runs"
+                ) in result.notes, result.notes
+        assert not (tmp_path / f"run_{name}" / "scoring" / "input" / "res" / "model.py").exists()
+        assert not any("no `metadata` file" in note for note in result.notes)
+
+
+def test_worker_command_splits_as_docker_py_and_no_words_run_the_images_command():
+    mounts = {"/app/program": "/t/p"}
+    argv = worker_command("python3  /app/program/a.py 'two words'", "program", False, mounts, python="/py")
+    assert argv == ["/py", "/t/p/a.py", "two words"]
+    assert worker_command(" ", "program", False, mounts, python="/py") == ["/py"]  # the image's CMD: python3
+
+
+def test_a_blank_command_runs_the_images_own_command_and_says_so(bundle_root, tmp_path):
+    submission = _submission(tmp_path / "blank", SNE_MODEL)
+    (submission / "metadata").write_text("command: ' '\n")
+    result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run")
+    assert ("the submission's metadata: `command` is blank (' '): CodaBench's worker still starts a container for it, "
+            "and docker, given no words, runs the image's own command (python3); the worker records its exit code "
+            "as the submission program's, so the scoring program refuses the step; leave `command` out of the "
+            "submission's metadata") in result.notes, result.notes
+    assert result.status == "Failed" and result.reason == CHILD_FAILED_MESSAGE
+    assert yaml.safe_load((tmp_path / "run" / "prediction" / "output" / "metadata").read_text())["exitCode"] == 0
+
+
+@pytest.mark.parametrize("sandbox", ["off", "auto"])
+def test_a_command_that_cannot_start_is_named_as_docker_reports_it(bundle_root, tmp_path, sandbox):
+    submission = _submission(tmp_path / "missing", SNE_MODEL)
+    (submission / "metadata").write_text("command: no_such_program_wbc --flag\n")
+    result = run_submission(submission, "eval", bundle_root, workdir=tmp_path / "run", sandbox=sandbox)
+    assert result.status == "Failed" and result.reason == CHILD_FAILED_MESSAGE
+    [note] = [note for note in result.notes if "could not be run" in note]
+    assert note.startswith("the command of the submission's metadata could not be run (exit 127, docker's code for "
+                           "a command it cannot find: ") and "no_such_program_wbc" in note, note
+    assert note.endswith("the worker records it as the submission program's exit code, so the scoring program "
+                         "refuses the step (a program that exits with that code itself reads the same)")
+
+
+def test_a_process_that_cannot_start_gets_dockers_exit_code_not_a_traceback(tmp_path):
+    """Not found 127; not executable, or a word the system cannot take (a NUL byte), 126."""
+    script = tmp_path / "script.py"
+    script.write_text("print('no shebang, not executable')\n")
+    containers = [("missing", ["no_such_program_wbc"], tmp_path), ("plain file", [str(script)], tmp_path),
+                  ("nul", [sys.executable, "a\0b"], tmp_path)]
+    results, timed_out, _ = run_containers(containers, 30, {"PATH": "/usr/bin:/bin"}, tmp_path)
+    assert not timed_out and [r.exit_code for r in results] == [127, 126, 126]
+    assert "exec 'no_such_program_wbc': No such file or directory" in results[0].stderr_text()
+    assert "embedded null byte" in results[2].stderr_text()
+
+
+def test_a_folder_submission_with_a_name_that_is_not_utf8_is_refused_by_name(tmp_path):
+    """Python's zipfile cannot store it; Info-ZIP stores its raw bytes, which the ingestion's zip checks refuse."""
+    submission = tmp_path / "sub"
+    (submission / "data").mkdir(parents=True)
+    (submission / "metadata").write_text(METADATA)
+    with open(os.fsencode(submission / "data") + b"/caf\xe9.txt", "wb") as handle:
+        handle.write(b"x")
+    with pytest.raises(SubmissionNotRunnable) as refused:
+        stage_submission(submission, tmp_path / "staged", tmp_path)
+    assert str(refused.value) == (
+        f"the submission folder {submission} holds a name that is not valid UTF-8 (b'data/caf\\xe9.txt'); rename it: "
+        "names must be UTF-8 (Python's zipfile cannot store this one, and a zip tool that stores its raw bytes makes "
+        "a zip whose names the ingestion refuses)")
+    with pytest.raises(NameNotUtf8):  # the prediction output and a bundle folder are zipped by the same function
+        zip_folder(submission, tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_used_workdir_is_refused_and_left_as_it_is(bundle_root, tmp_path):
+    used = tmp_path / "used"
+    (used / "prediction").mkdir(parents=True)
+    submission = _submission(tmp_path / "sub", SNE_MODEL)
+    completed = subprocess.run([sys.executable, str(EMULATOR), str(submission), "--root", str(bundle_root),
+                                "--workdir", str(used)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr, completed.stderr
+    assert completed.stderr == (f"codabench_run: error: --workdir {used} is not empty (it holds prediction): give a "
+                                "new or empty folder; codabench_run deletes nothing it did not create, so remove the "
+                                "old run yourself\n")
+    assert sorted(p.name for p in used.iterdir()) == ["prediction"]
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(RunSetupError, match=r"--workdir .*a_file is not a folder"):
+        run_submission(submission, "eval", bundle_root, workdir=tmp_path / "a_file")
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("data", [b"tasks: " + b"[" * 5000, b"tasks: []\n\xff", b"- a list\n"])
+def test_a_competition_yaml_that_cannot_be_read_is_named(tmp_path, data):
+    (tmp_path / "competition.yaml").write_bytes(data)
+    shown = re.escape(str(tmp_path / "competition.yaml"))
+    with pytest.raises(RunSetupError, match=f"^{shown}: not readable as YAML: "):
+        BundleSource(tmp_path).competition()
+
+
+def test_a_run_report_rewritten_by_the_submission_gives_no_note_and_no_traceback(tmp_path):
+    """The submission's own command can rewrite run_report.json after the ingestion: too deep, wrong types."""
+    for text in ("[" * 100000, '{"warnings": "not a list", "total_seconds": "a lot", "budget_seconds": 60}'):
+        (tmp_path / "run_report.json").write_text(text)
+        assert _prediction_notes(tmp_path, 600) == []
+
+
+@pytest.mark.parametrize("name, text", [("scores.json", "[1, 2]"), ("scores.json", "[" * 100000),
+                                        ("scores.txt", "a: [" + "[" * 5000)])
+def test_a_scores_file_that_is_no_mapping_is_a_named_failure(tmp_path, name, text):
+    step = WorkerStep("scoring", tmp_path, 60, sandboxed=False)
+    step.output.mkdir(parents=True)
+    (step.output / name).write_text(text)
+    with pytest.raises(SubmissionFailed, match=rf"^{name}: (expected a mapping|not readable)"):
+        step.push_scores()
 
 
 def test_broken_submission_fails_in_scoring_with_a_clear_message(bundle_root, tmp_path):

@@ -33,13 +33,15 @@ from competition_rules import DEFAULT_QUEUE_LIMIT, PHASE_DEFAULT_LIMIT, effectiv
 from output_files import RUN_REPORT
 from regular_files import open_regular  # read regular files only
 from run_report import RunReport, clean_text  # what a submission wrote reaches the console cleaned
-from step_processes import (ContainerResult, kill_leftovers, metadata_command, run_containers, staged_python,
-                            step_environment, worker_command)
+from step_processes import (CANNOT_EXECUTE, CANNOT_FIND, YAML_ERRORS, ContainerResult, ProgramMetadata, kill_leftovers,
+                            metadata_command, run_containers, staged_python, step_environment, worker_command)
 from submission_files import SubmissionNotRunnable
-from worker_bundles import BundleSource, RunSetupError, extract, file_digests, stage_submission, zip_folder
+from worker_bundles import (BundleSource, NameNotUtf8, RunSetupError, extract, file_digests, stage_submission,
+                            zip_folder)
 
 REPO = project_folders.REPO
 REPORT_NOTE_CAP_BYTES = 16 * 2**20  # a larger run_report.json is no report of the ingestion (the scorer refuses it too)
+NOTED_WARNINGS = 20  # the ingestion keeps fewer; a report rewritten by the submission's own command may hold more
 TIME_LIMIT_MESSAGE = "Execution Time Limit exceeded. Limit was {} seconds"
 CHILD_FAILED_MESSAGE = "Child task failed or non-zero return code"
 NO_SCORES_MESSAGE = "Could not find scores file, did the scoring program output it?"
@@ -127,12 +129,19 @@ class WorkerStep:
         """compute_worker.Run.push_scores: scores.json, else scores.txt, from the step's output."""
         if (self.output / "scores.json").is_file():
             try:
-                return json.loads((self.output / "scores.json").read_text(encoding="utf-8"))
+                return _scores_mapping(json.loads((self.output / "scores.json").read_text(encoding="utf-8")),
+                                       "scores.json")
             except json.JSONDecodeError as error:
                 raise SubmissionFailed("Could not decode scores json properly, it contains an error.\n"
                                        f"{error.msg}") from None
+            except (UnicodeDecodeError, RecursionError) as error:
+                raise SubmissionFailed(f"scores.json: not readable JSON: {type(error).__name__}") from None
         if (self.output / "scores.txt").is_file():
-            return yaml.safe_load((self.output / "scores.txt").read_text(encoding="utf-8"))
+            try:
+                return _scores_mapping(yaml.safe_load((self.output / "scores.txt").read_text(encoding="utf-8")),
+                                       "scores.txt")
+            except (UnicodeDecodeError, *YAML_ERRORS) as error:
+                raise SubmissionFailed(f"scores.txt: not readable YAML: {type(error).__name__}") from None
         raise SubmissionFailed(NO_SCORES_MESSAGE)
 
     def push_output(self, program: ContainerResult | None, ingestion: ContainerResult | None) -> None:
@@ -158,6 +167,7 @@ class SubmissionRun:
     def __init__(self, source: BundleSource, task: dict, submission: Path, limit: int, result: RunResult):
         self.source, self.task, self.submission, self.limit, self.result = source, task, submission, limit, result
         self.bundles = result.workdir / "bundles"
+        self.program_metadata = "metadata"  # the name of the submission's metadata file, once staged
 
     def run(self) -> None:
         """Both steps; the first failure is the run's reason. The scoring program and the reference are copied
@@ -194,6 +204,8 @@ class SubmissionRun:
             step.push_output(results.get("prediction_program"), results["prediction_ingestion"])
         finally:
             self.result.prediction = step.containers[-1] if step.containers else None
+            program = next((c for c in step.containers if c.name == "prediction_program"), None)
+            self.result.notes += _start_failure_note(program, self.program_metadata)
             leftovers = step.clean_up()
             if leftovers:
                 self.note(f"killed {len(leftovers)} process(es) left over from the prediction step "
@@ -205,20 +217,20 @@ class SubmissionRun:
         """The ingestion program's container, after the submission's own when its metadata has a command (the worker
         runs both); a submission without a `metadata` file is copied whole into the output, as the worker does."""
         root = step.root
-        program_metadata, program_command = metadata_command(root / "program")
-        if program_metadata is None:  # the worker treats it as a results submission
+        program = metadata_command(root / "program")
+        self.program_metadata = program.name or self.program_metadata
+        if program.name is None:  # the worker treats it as a results submission
             shutil.rmtree(step.output)
             shutil.copytree(root / "program", step.output)
             self.note(_missing_metadata_note(root / "program"))
-        ingestion_metadata, ingestion_command = metadata_command(root / "ingestion_program")
-        if not ingestion_command:
-            raise RunSetupError(f"ingestion program: no 'command' in its {ingestion_metadata or 'metadata.yaml'}")
+        elif program.problem:
+            self.note(_unusable_metadata_note(program))
+        ingestion_command = _organizer_command(metadata_command(root / "ingestion_program"), "ingestion program")
         base = {app.OUTPUT: step.output, app.DATA: root / "data", app.INPUT_DATA: root / "input_data"}
         containers = []
-        if program_command:
-            self.note(f"the submission's {program_metadata} has a command: CodaBench runs it beside the ingestion "
-                      f"program: {program_command}")
-            containers.append(step.container("prediction_program", program_command, "program",
+        if program.command:
+            self.note(_own_command_note(program))
+            containers.append(step.container("prediction_program", program.command, "program",
                                              {**base, app.PROGRAM: root / "program"}, root / "program"))
         mounts = {**base, app.PROGRAM: root / "ingestion_program", app.INGESTED_PROGRAM: root / "program"}
         containers.append(step.container("prediction_ingestion", ingestion_command, "ingestion", mounts,
@@ -237,16 +249,18 @@ class SubmissionRun:
                     "scoring program": file_digests(copies["scoring_program"])}
         # compute_worker._put_dir then _get_bundle: the prediction output travels as a zip. The reference comes last.
         zipped = self.bundles / "prediction_result.zip"
-        left_out = zip_folder(prediction_output, zipped)
+        try:
+            left_out = zip_folder(prediction_output, zipped)
+        except NameNotUtf8 as error:
+            raise SubmissionFailed(f"the prediction output cannot be zipped for the scoring step: {error}; CodaBench's "
+                                   "worker fails there too (shutil.make_archive) and never scores it") from None
         if left_out:
             self.note("links and special files in the prediction output were left out of what the scoring step "
                       "gets (the worker's zip would follow a link on its own machine): " + ", ".join(left_out[:5]))
         step.get_bundle(zipped, staged["predictions"])
         step.get_bundle(copies["scoring_program"], staged["scoring program"])
         step.get_bundle(copies["reference_data"], staged["reference"])
-        _, command = metadata_command(step.root / "program")
-        if not command:
-            raise RunSetupError("scoring program: no 'command' in its metadata.yaml")
+        command = _organizer_command(metadata_command(step.root / "program"), "scoring program")
         root = step.root
         mounts = {app.PROGRAM: root / "program", app.OUTPUT: step.output, app.DATA: root / "data",
                   app.SHARED: root / "shared", app.INPUT: root / "input"}
@@ -266,6 +280,14 @@ class SubmissionRun:
 
     def note(self, text: str) -> None:
         self.result.notes.append(text)
+
+
+def _scores_mapping(scores: object, name: str) -> dict:
+    """The scores file's content, which the leaderboard reads by key; SubmissionFailed when it is no mapping."""
+    if not isinstance(scores, dict):
+        raise SubmissionFailed(f"{name}: expected a mapping of leaderboard keys to scores, found "
+                               f"{type(scores).__name__}")
+    return scores
 
 
 def _detailed_results(output: Path) -> Path | None:
@@ -291,19 +313,65 @@ def _missing_metadata_note(program: Path) -> str:
             "`metadata` file holding only a description)")
 
 
+def _unusable_metadata_note(program: ProgramMetadata) -> str:
+    """What the worker does with a submission's metadata file that it finds but cannot use: nothing it can see."""
+    return (f"the submission's {program.name}: {program.problem}: CodaBench's worker finds it but starts no "
+            "program of the submission for it (the error goes only to the worker's own log), and, as the file is "
+            "there, does not copy the submission into the prediction output either; only the ingestion program runs")
+
+
+def _own_command_note(program: ProgramMetadata) -> str:
+    """The submission's own command, and what docker makes of one that splits into no words."""
+    if program.command.strip():
+        return (f"the submission's {program.name} has a command: CodaBench runs it beside the ingestion program: "
+                f"{program.command}")
+    return (f"the submission's {program.name}: `command` is blank ({program.command!r}): CodaBench's worker still "
+            "starts a container for it, and docker, given no words, runs the image's own command "
+            f"({app.IMAGE_DEFAULT_COMMAND}); the worker records its exit code as the submission program's, so the "
+            "scoring program refuses the step; leave `command` out of the submission's metadata")
+
+
+def _organizer_command(program: ProgramMetadata, who: str) -> str:
+    """The ingestion or scoring program's command; RunSetupError, naming its metadata file, when the worker would
+    run none or the image's own command (the bundle is broken: no submission could be scored)."""
+    name = program.name or "metadata.yaml"
+    if program.problem:
+        raise RunSetupError(f"{who}: {name}: {program.problem}")
+    if not program.command:
+        raise RunSetupError(f"{who}: no 'command' in its {name}")
+    if not program.command.strip():
+        raise RunSetupError(f"{who}: the 'command' in its {name} is blank")
+    return program.command
+
+
+def _start_failure_note(program: ContainerResult | None, metadata: str) -> list[str]:
+    """A submission command docker could not start: the worker records 127 (not found) or 126 (not executable) as
+    its exit code, which the scoring program reads as a program that ran."""
+    if program is None or program.exit_code not in (CANNOT_FIND, CANNOT_EXECUTE):
+        return []
+    lines = program.stderr_text().strip().splitlines()
+    reason = f": {lines[-1]}" if lines else ""
+    return [f"the command of the submission's {metadata} could not be run (exit {program.exit_code}, docker's code "
+            f"for a command it cannot {'find' if program.exit_code == CANNOT_FIND else 'execute'}{reason}); the "
+            "worker records it as the submission program's exit code, so the scoring program refuses the step "
+            "(a program that exits with that code itself reads the same)"]
+
+
 def _prediction_notes(output: Path, limit: int) -> list[str]:
     """The prediction step's warnings and the time it used against its budget, from the run report the ingestion
     wrote, so the local check is as loud as the platform's results page. A report that cannot be read gives no
-    note: the scoring step names what is wrong with it."""
+    note: the scoring step names what is wrong with it (the submission's own command may have rewritten it)."""
     try:
         with os.fdopen(open_regular(output / RUN_REPORT), "rb") as handle:
             if os.fstat(handle.fileno()).st_size > REPORT_NOTE_CAP_BYTES:
                 return []
             report = RunReport.from_dict(json.loads(handle.read()))
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
         return []
-    notes = [f"the prediction step warned: {warning}" for warning in report.warnings]
-    if report.budget_seconds:
+    warnings = report.warnings if isinstance(report.warnings, list) else []
+    notes = [f"the prediction step warned: {text}" for text in warnings[:NOTED_WARNINGS] if isinstance(text, str)]
+    numbers = [report.total_seconds, report.budget_seconds]
+    if report.budget_seconds and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
         notes.append(f"the prediction step took {report.total_seconds:.0f} s of its {report.budget_seconds:g} s time "
                      f"budget (the worker's limit: {limit} s)")
     return notes
@@ -348,6 +416,24 @@ def _sandbox_choice(sandbox: str) -> tuple:
                    "run submissions you do not trust in the competition's docker image (README)")
 
 
+def _empty_workdir(workdir: Path) -> Path:
+    """workdir, created when absent; RunSetupError when it is not an empty folder. A second run in a used folder
+    would meet the first run's trees, and this tool deletes no folder it did not make: the user empties it."""
+    workdir = workdir.resolve()
+    if workdir.exists() and not workdir.is_dir():
+        raise RunSetupError(f"--workdir {workdir} is not a folder")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        held = sorted(entry.name for entry in workdir.iterdir())
+    except OSError as error:
+        raise RunSetupError(f"--workdir {workdir} cannot be used: {error.strerror or error}") from None
+    if held:
+        raise RunSetupError(f"--workdir {workdir} is not empty (it holds {', '.join(held[:5])}"
+                            f"{', ...' if len(held) > 5 else ''}): give a new or empty folder; codabench_run deletes "
+                            "nothing it did not create, so remove the old run yourself")
+    return workdir
+
+
 def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, workdir: Path | None = None,
                    time_limit: int | None = None, *, keep: bool = False, queue_cap: int = DEFAULT_QUEUE_LIMIT,
                    sandbox: str = "auto") -> RunResult:
@@ -355,7 +441,8 @@ def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, wor
 
     root: the repository, an unpacked bundle or dist/bundle.zip. time_limit replaces the phase's
     execution_time_limit (seconds); either is capped at queue_cap when competition.yaml names no queue.
-    workdir: where to build the steps' trees (kept); by default a new temp folder, removed unless keep.
+    workdir: where to build the steps' trees (kept), a new or empty folder (RunSetupError otherwise); by default
+    a new temp folder, removed unless keep.
     sandbox: "auto" runs each step in a private root where this machine allows it (a note says when it does
     not), "on" requires it (RunSetupError when it cannot run), "off" never uses it.
     Returns a RunResult; only a bundle that cannot be staged raises RunSetupError.
@@ -371,9 +458,7 @@ def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, wor
                                                                         key=lambda c: c.get("index", 0))]
     sandboxed, sandbox_note = _sandbox_choice(sandbox)
     kept = keep or workdir is not None
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-    tree = Path(workdir).resolve() if workdir is not None else Path(tempfile.mkdtemp(prefix="codabench_run_"))
+    tree = _empty_workdir(Path(workdir)) if workdir is not None else Path(tempfile.mkdtemp(prefix="codabench_run_"))
     result = RunResult(phase, "Failed", None, tree, None, columns=columns,
                        notes=[note for note in (cap_note, sandbox_note) if note], kept=kept, sandboxed=sandboxed)
     try:
@@ -394,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default="eval", help="eval (Development) or test (Final)")
     parser.add_argument("--root", default=str(REPO), help="repository, unpacked bundle or dist/bundle.zip")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder of the steps (default: removed)")
-    parser.add_argument("--workdir", help="build the steps' trees in this folder instead, and keep them")
+    parser.add_argument("--workdir", help="build the steps' trees in this folder instead, and keep them; it must be "
+                                          "new or empty (a used one is refused, never emptied: remove it yourself)")
     parser.add_argument("--time-limit", type=int, help="seconds per step (default: the phase's execution_time_limit)")
     parser.add_argument("--sandbox", choices=("auto", "on", "off"), default="auto",
                         help="run each step in a private root (Linux namespaces; tools/step_sandbox.py): auto uses "
@@ -403,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cap of the time limit when competition.yaml names no queue (default %(default)s s, "
                              "the code's MAX_EXECUTION_TIME_LIMIT; the public instance uses 1200)")
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a path given here need not be UTF-8; it is printed as it is
+        sys.stdout.reconfigure(errors="backslashreplace")
     paths = [Path(p).resolve() if p else None for p in (args.submission, args.root, args.workdir)]
     os.chdir("/")  # the steps' parent process must not sit in the repository (/proc/<ppid>/cwd)
     try:

@@ -1,12 +1,16 @@
 """A worker step's processes, as its containers run: the command, the environment, a staged interpreter, the clock.
 
 Follows codalab/codabench compute_worker.py (2026): a program's command comes from its metadata file (legacy
-$variables replaced, /app paths mapped onto the step's temporary folders), every container of a step starts at once
-and the step's time limit covers them all, and docker reports a signal as 128 + its number. What only the container
-would end, this module kills: every process started during the step and tied to it (kill_leftovers).
+$variables replaced, split into words as docker-py splits it, /app paths mapped onto the step's temporary folders),
+every container of a step starts at once and the step's time limit covers them all, and docker reports a signal as
+128 + its number, a command it cannot find as 127 and one it cannot execute as 126. A metadata file the worker finds
+but cannot use (a folder, not UTF-8, not YAML, a `command` that is no string) raises inside the worker's
+_run_program_directory, whose error asyncio.gather keeps to itself: that program never starts. What only the
+container would end, this module kills: every process started during the step and tied to it (kill_leftovers).
 """
 import os
 import re
+import shlex
 import site
 import subprocess
 import sys
@@ -20,11 +24,15 @@ import yaml
 import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 import step_sandbox
 from process_tree import freeze_and_kill, kill_group, stat_fields  # the ingestion's own /proc sweep
+from regular_files import NotRegularFile, open_regular  # the ingestion's reading of regular files only
+from run_report import clean_text  # what a submission wrote reaches the console cleaned
 from worker_bundles import RunSetupError
-from worker_paths import legacy_variables
+from worker_paths import IMAGE_DEFAULT_COMMAND, legacy_variables
 
 METADATA_FILES = ("metadata.yaml", "metadata")  # the order the worker looks for them
 STEP_MARKER = "CODABENCH_RUN_STEP"  # environment variable that tags every process of a step
+CANNOT_FIND, CANNOT_EXECUTE = 127, 126  # docker's exit codes for a command it cannot start
+YAML_ERRORS = (yaml.YAMLError, RecursionError, ValueError, OverflowError)  # deep nesting, bad dates, huge integers
 
 
 @dataclass
@@ -45,25 +53,81 @@ class ContainerResult:
         return self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.is_file() else self.stderr_tail
 
 
-def metadata_command(program_dir: Path) -> tuple:
-    """(metadata file name or None, its command or None), read as the worker does."""
-    for name in METADATA_FILES:
-        if (program_dir / name).is_file():
-            try:
-                content = yaml.safe_load((program_dir / name).read_text(encoding="utf-8", errors="replace"))
-            except yaml.YAMLError:
-                return name, None
-            return name, content.get("command") if isinstance(content, dict) else None
-    return None, None
+class MetadataProblem(Exception):
+    """A metadata file the worker finds but cannot read as text."""
+
+
+@dataclass
+class ProgramMetadata:
+    """A program folder's metadata as the worker reads it. name: the file it found (None: none, and a submission is
+    then copied into the output); command: what it runs (None: nothing); problem: why a file it found starts
+    nothing although it is there (the worker's error goes to its own log only, so the emulator must say it)."""
+
+    name: str | None
+    command: str | None = None
+    problem: str | None = None
+
+
+def metadata_command(program_dir: Path) -> ProgramMetadata:
+    """The first metadata file the worker finds (os.path.exists, so a folder too), read as it reads it: UTF-8, YAML,
+    then `command` when it is truthy (a falsy one is no command), which must be a string docker-py can split."""
+    name = next((name for name in METADATA_FILES if (program_dir / name).exists()), None)
+    if name is None:
+        return ProgramMetadata(None)
+    try:
+        content = yaml.safe_load(_metadata_text(program_dir / name))
+    except MetadataProblem as problem:
+        return ProgramMetadata(name, problem=str(problem))
+    except YAML_ERRORS as error:
+        return ProgramMetadata(name, problem=f"not readable YAML: {_yaml_reason(error)}")
+    command = content.get("command") if isinstance(content, dict) else None
+    if not command:
+        return ProgramMetadata(name)
+    if not isinstance(command, str):
+        shown = clean_text(repr(command), 60)
+        return ProgramMetadata(name, problem=f"`command` is {_a(type(command).__name__)} ({shown}), not a string")
+    try:
+        shlex.split(command)
+    except ValueError as error:
+        return ProgramMetadata(name, problem=f"`command` cannot be split into words as docker-py splits it: {error}")
+    return ProgramMetadata(name, command)
+
+
+def _metadata_text(path: Path) -> str:
+    """The file as the worker's open(path, "r") reads it in its UTF-8 container; MetadataProblem otherwise."""
+    try:
+        with os.fdopen(open_regular(path), "rb") as handle:
+            data = handle.read()
+    except NotRegularFile as error:  # "<path> is a folder, not a file"
+        raise MetadataProblem(str(error).removeprefix(f"{path} is ")) from None
+    except OSError as error:
+        raise MetadataProblem(f"cannot be read ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MetadataProblem(f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})") from None
+
+
+def _yaml_reason(error: Exception) -> str:
+    """One line on why PyYAML could not read a text."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply (Python's recursion limit)"
+    return clean_text(" ".join(str(error).split()), 200) or type(error).__name__
+
+
+def _a(noun: str) -> str:
+    """The noun with its article, for type names in messages."""
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def worker_command(command: str, kind: str, is_scoring: bool, mounts: dict, python: str = sys.executable) -> list:
-    """metadata.yaml command -> argv: legacy $variables, split on single spaces, /app paths -> temp folders."""
+    """metadata command (a string metadata_command accepted) -> argv: legacy $variables, split into words as
+    docker-py's split_command does (shlex), no words -> the image's own command, /app paths -> temp folders."""
     for variable, value in legacy_variables(kind, is_scoring):
         command = command.replace(variable, value)
     pattern = re.compile("|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True)) + r"(?=/|$|\b)")
     argv = []
-    for token in command.split(" "):
+    for token in shlex.split(command) or IMAGE_DEFAULT_COMMAND.split():
         if token in ("python3", "python"):
             token = python
         argv.append(pattern.sub(lambda match: str(mounts[match.group(0)]), token))
@@ -112,12 +176,11 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path, sandbox_
             for folder in (mount_point, tmp):
                 folder.mkdir(parents=True, exist_ok=True)
             command = step_sandbox.sandboxed(argv, sandbox_tree, mount_point, tmp)
-        with open(out, "wb") as out_file, open(err, "wb") as err_file:
-            process = subprocess.Popen(command, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
-        born_after = born_after or start_ticks(process.pid)
+        process = _launch(command, cwd, env, out, err)
+        if isinstance(process, subprocess.Popen):
+            born_after = born_after or start_ticks(process.pid)
         started.append((name, argv, process, time.monotonic(), out, err))
-    ended = {}
+    ended = {name: 0.0 for name, _, process, *_ in started if isinstance(process, int)}
     while len(ended) < len(started) and time.monotonic() < deadline:
         for name, _, process, start, _, _ in started:
             if name not in ended and process.poll() is not None:
@@ -126,12 +189,30 @@ def run_containers(containers: list, limit: int, env: dict, logs: Path, sandbox_
     timed_out = len(ended) < len(started)
     results = []
     for name, argv, process, start, out, err in started:
+        if isinstance(process, int):
+            results.append(ContainerResult(name, argv, process, 0.0, False, out, err))
+            continue
         if process.poll() is None:
             kill_group(process.pid)
             process.wait()
         code = None if name not in ended else _docker_exit_code(process.returncode)
         results.append(ContainerResult(name, argv, code, ended.get(name, limit), name not in ended, out, err))
     return results, timed_out, born_after
+
+
+def _launch(command: list, cwd: Path, env: dict, out: Path, err: Path) -> subprocess.Popen | int:
+    """The container's process, or, when its command cannot start (not found, not executable, a NUL byte or an
+    unencodable character in a word), docker's exit code for it, with the reason in its stderr log as docker gives
+    it in the worker's."""
+    with open(out, "wb") as out_file, open(err, "wb") as err_file:
+        try:
+            return subprocess.Popen(command, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True)
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte or a lone surrogate in a word
+            reason = (f"exec {command[0]!r}: {error.strerror or error}" if isinstance(error, OSError)
+                      else f"exec: a word of the command cannot be passed to the system: {error}")
+            err_file.write(f"{reason}\n".encode("utf-8", "backslashreplace"))
+            return CANNOT_FIND if isinstance(error, FileNotFoundError) else CANNOT_EXECUTE
 
 
 def start_ticks(pid: int) -> int:

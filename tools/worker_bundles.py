@@ -13,14 +13,25 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import yaml
+
 import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 from competition_rules import load_competition
 from regular_files import open_regular  # the ingestion's reading of regular files only
-from submission_files import unpack_zip  # the ingestion's own zip checks
+from submission_files import SubmissionNotRunnable, unpack_zip  # the ingestion's own zip checks
 
 
 class RunSetupError(Exception):
     """The bundle cannot be staged (not a submission failure: the run never starts)."""
+
+
+class NameNotUtf8(ValueError):
+    """A folder to zip holds a name that is not UTF-8: Python's zipfile (CodaBench's uploader's and the worker's
+    _put_dir) cannot store it, and a zip tool that stores its raw bytes leaves a name the ingestion refuses."""
+
+    def __init__(self, folder: Path, relative: str):
+        self.raw = os.fsencode(relative)
+        super().__init__(f"{folder} holds a name that is not valid UTF-8 ({self.raw!r})")
 
 
 def zip_folder(source: Path, target: Path | io.BytesIO) -> list[str]:
@@ -28,7 +39,9 @@ def zip_folder(source: Path, target: Path | io.BytesIO) -> list[str]:
 
     Only folders and regular files go in, each read without following a link or blocking on a FIFO (a submission
     may leave either in its output); returns the relative paths of what was left out (links, FIFOs, sockets, devices).
+    NameNotUtf8 before anything is written when a name (of any of them) is not UTF-8.
     """
+    _check_names(source)
     left_out = []
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, dirs, files in os.walk(source):
@@ -49,6 +62,16 @@ def zip_folder(source: Path, target: Path | io.BytesIO) -> list[str]:
     return left_out
 
 
+def _check_names(source: Path) -> None:
+    """NameNotUtf8 for the first name under source that is not UTF-8 (os.walk gives its bytes as surrogates)."""
+    for root, dirs, files in os.walk(source):
+        for name in sorted(dirs + files):
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NameNotUtf8(source, (Path(root) / name).relative_to(source).as_posix()) from None
+
+
 class BundleSource:
     """Folders of a bundle, from the repository (or an unpacked bundle) or straight from dist/bundle.zip."""
 
@@ -60,12 +83,13 @@ class BundleSource:
             raise RunSetupError(f"bundle {root} is neither a folder nor a zip file")
 
     def competition(self) -> dict:
+        """competition.yaml as the uploader reads it; RunSetupError, naming it, when it cannot be read."""
         if self.root.is_dir():
-            return load_competition(self.root / "competition.yaml")
+            return _read_competition(self.root / "competition.yaml", self.root / "competition.yaml")
         with zipfile.ZipFile(self.root) as archive, tempfile.TemporaryDirectory() as scratch:
             if "competition.yaml" not in archive.namelist():
                 raise RunSetupError(f"{self.root} has no competition.yaml at its root")
-            return load_competition(archive.extract("competition.yaml", scratch))
+            return _read_competition(archive.extract("competition.yaml", scratch), f"{self.root}: competition.yaml")
 
     def zipped(self, relative: str, target: Path | io.BytesIO) -> None:
         """The folder `relative` of the bundle as the uploader zips it, written to target (path or BytesIO)."""
@@ -73,7 +97,10 @@ class BundleSource:
         if self.root.is_dir():
             if not (self.root / relative).is_dir():
                 raise RunSetupError(f"{self.root / relative} is not a folder (competition.yaml points at it)")
-            zip_folder(self.root / relative, target)
+            try:
+                zip_folder(self.root / relative, target)
+            except NameNotUtf8 as error:
+                raise RunSetupError(f"{error}: CodaBench's uploader cannot zip it; rename it") from None
             return
         with zipfile.ZipFile(self.root) as bundle, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
             members = [info for info in bundle.infolist() if info.filename.startswith(relative + "/")]
@@ -84,6 +111,16 @@ class BundleSource:
                 if name:
                     with bundle.open(info) as data:
                         out.writestr(name, data.read())
+
+
+def _read_competition(path: Path | str, shown: Path | str) -> dict:
+    """load_competition, its every failure (unreadable, not UTF-8, not YAML, nested too deep, no mapping) a
+    RunSetupError naming the file as `shown`."""
+    try:
+        return load_competition(Path(path))
+    except (OSError, yaml.YAMLError, RecursionError, ValueError, OverflowError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else " ".join(str(error).split())[:300]
+        raise RunSetupError(f"{shown}: not readable as YAML: {reason}") from None
 
 
 def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
@@ -98,11 +135,17 @@ def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
 def stage_submission(submission: Path, destination: Path, scratch: Path) -> list[str]:
     """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first);
     returns what of the folder the zip left out (links and special files). SubmissionNotRunnable when the ingestion
-    would refuse the zip (not a zip, unsafe names, too large)."""
+    would refuse the zip (not a zip, unsafe names, too large), or the folder has a name that is not UTF-8."""
     zipped, left_out = submission, []
     if submission.is_dir():
         zipped = scratch / "submission.zip"
-        left_out = zip_folder(submission, zipped)
+        try:
+            left_out = zip_folder(submission, zipped)
+        except NameNotUtf8 as error:  # what a zip tool would make of it is a zip the ingestion refuses
+            raise SubmissionNotRunnable(
+                f"the submission folder {error}; rename it: names must be UTF-8 (Python's zipfile cannot store this "
+                "one, and a zip tool that stores its raw bytes makes a zip whose names the ingestion refuses)"
+            ) from None
     unpack_zip(zipped, destination)
     return left_out
 

@@ -15,6 +15,9 @@ SHARED = "/app/shared"
 
 INGESTION_COMMAND = f"python3 {PROGRAM}/ingestion.py {INPUT_DATA}/ {OUTPUT}/ {PROGRAM} {INGESTED_PROGRAM}"
 SCORING_COMMAND = f"python3 {PROGRAM}/score.py {INPUT}/ {OUTPUT}/"
+# What docker runs for a command that splits into no words: the image's own CMD. The competition image (Dockerfile:
+# FROM python:3.11.7-slim-bookworm) keeps the Python image's, an interpreter that exits at once on the empty stdin.
+IMAGE_DEFAULT_COMMAND = "python3"
 
 
 def legacy_variables(kind: str, is_scoring: bool) -> list[tuple[str, str]]:
