@@ -52,9 +52,12 @@ def _resized(rows: pd.DataFrame, member: Member) -> torch.Tensor:
 
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float | None:
-    """The scoring program's macro-F1 (over the classes present in `labels`); None for an empty subset."""
-    labels = np.asarray(labels)
-    return None if labels.size == 0 else scorer_macro_f1(labels, np.asarray(predictions))
+    """The scoring program's macro-F1 (over the classes present in `labels`) of class-code texts, on the scorer's
+    class indices; None for an empty subset."""
+    if len(labels) == 0:
+        return None
+    codes = [[CLASSES.index(label) for label in texts] for texts in (labels, predictions)]
+    return scorer_macro_f1(*(np.array(values, dtype=np.int64) for values in codes))
 
 
 def severity_scores(pristine_labels: np.ndarray, pristine_predictions: np.ndarray, degraded_labels: np.ndarray,

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clinical_groups import BLAST, CELL_LINES, ERROR_GROUPS, ON_ONE_LINE, SOURCE
-from label_space import CLASSES, PREDICTED_NAMES, SEVERITIES
+from label_space import CLASSES, PREDICTED_NAMES, SEVERITIES, STAND_IN, STAND_IN_FOR_ITSELF
 from leaderboard_scores import LEADERBOARD_TITLES
 
 CSS = """
@@ -194,8 +194,9 @@ def _leaderboard(scores: dict[str, float], details: dict) -> str:
         "images_per_second is a measurement of this run, not a sample, and has no interval. "
         "Macro averages run over the classes present in the reference of the subset scored."
         + (f" {normalised} prediction row(s) had their label or set normalised (case or spaces)." if normalised else "")
-        + (f" {details['unpredicted']} image(s) whose predict() failed (listed in run_report.json) are scored as "
-           "wrong ('no prediction')." if details["unpredicted"] else "")
+        + (f" {details['unpredicted']} image(s) whose predict() failed (listed in run_report.json) are shown as "
+           f"'no prediction' and scored as a certain answer of {STAND_IN} ({STAND_IN_FOR_ITSELF} for an image of class "
+           f"{STAND_IN}): always wrong, and never better than that answer." if details["unpredicted"] else "")
         + "</p></section>"
     )
 

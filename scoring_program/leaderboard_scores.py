@@ -3,7 +3,8 @@ import numpy as np
 
 from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval
 from calibration_metrics import brier_score, expected_calibration_error, reliability_bins
-from classification_metrics import confusion_counts, confusion_metrics, per_class_table, present_classes, subset_metrics
+from classification_metrics import (confusion_counts, confusion_metrics, per_class_table, present_classes,
+                                    scored_probabilities, subset_metrics)
 from clinical_groups import clinical_summary
 from label_space import SETS, SEVERITIES
 from prediction_file import AlignedPredictions
@@ -78,9 +79,10 @@ def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str
     calibration = None
     if table.probs is not None:
         calibration = {}
+        every_probs = scored_probabilities(table.y_true, table.probs)
         for name in SETS:
-            mask = (table.set == name) & np.isfinite(table.probs).all(axis=1)  # images with a prediction
-            probs, y_true = table.probs[mask], table.y_true[mask]
+            mask = table.set == name
+            probs, y_true = every_probs[mask], table.y_true[mask]
             calibration[name] = {
                 "images": int(mask.sum()),
                 "ece": expected_calibration_error(probs, y_true),

@@ -11,7 +11,8 @@ first few offending image_ids. Columns may come in any order; image_ids are comp
 Missing images are an error, except those the run report accounts for: when ingestion accepted a
 run in which predict() failed on a few images (below its error-rate limit), exactly those images
 (per set count equal to sets.<set>.errors, and every image_id listed in errors[]: all of them when the
-report says its list is complete, else the first ones it lists) are scored as NO_PREDICTION, i.e. wrong.
+report says its list is complete, else the first ones it lists) are NO_PREDICTION, which classification_metrics.py
+scores as a wrong answer.
 """
 import csv
 import io

@@ -1,10 +1,10 @@
 """Read a prediction step's output as the scorer scores it: the run report, then the predictions and the speed.
 
 The steps, in order: refuse a step in which the submission's own program ran, read the run report (a failed run is
-refused), read the predictions against the reference with the predict() failures the report accepted (each counts
-as no prediction, so wrong), then the speed from the worker's clock when its `metadata` file is there. score.py
-reads every output this way, and so do the organizer tools that compare outputs (tools/compare.py, rank.py,
-ranking_report.py): what they compare is what the scorer scores.
+refused), read the predictions against the reference with the predict() failures the report accepted (each is
+NO_PREDICTION, which the figures score as a wrong answer), then the speed from the worker's clock when its `metadata`
+file is there. score.py reads every output this way, and so do the organizer tools that compare outputs
+(tools/compare.py, rank.py, ranking_report.py): what they compare is what the scorer scores.
 """
 from dataclasses import dataclass
 from pathlib import Path

@@ -491,7 +491,8 @@ def test_speed_counts_reference_images_over_the_worker_time_when_present(tmp_pat
     assert "NaN" not in (tmp_path / "out2" / "scores.json").read_text()
 
 
-def test_a_run_whose_every_pristine_image_failed_does_not_crash_calibration(tmp_path):
+def test_a_run_whose_every_pristine_image_failed_is_scored_as_certain_wrong_answers(tmp_path):
+    """No image of the set answered: macro-F1 0 and the worst calibration (each a certain answer of a wrong class)."""
     predictions = predictions_frame(REFERENCE, probs=True)
     pristine = predictions[predictions["set"] == "pristine"]
     report = run_report(REFERENCE)
@@ -501,8 +502,8 @@ def test_a_run_whose_every_pristine_image_failed_does_not_crash_calibration(tmp_
     scores = score(input_dir / "res", input_dir / "ref", tmp_path / "out", n_boot=5)
     assert scores["pristine_macro_f1"] == 0.0
     page = (tmp_path / "out" / "detailed_results.html").read_text()
-    assert ("<tr data-set='pristine'><td class='name'>pristine</td><td class='images'>0</td>"
-            "<td class='ece' data-value='nan'>n/a</td><td class='brier' data-value='nan'>n/a</td></tr>") in page
+    assert (f"<tr data-set='pristine'><td class='name'>pristine</td><td class='images'>{len(pristine)}</td>"
+            "<td class='ece' data-value='1.0'>1.0000</td><td class='brier' data-value='2.0'>2.0000</td></tr>") in page
 
 
 # Last: the cases above must be registered before this parametrisation is evaluated.

@@ -224,7 +224,7 @@ def _inputs(report: RankingReport, reference_path: Path, stamp: str) -> str:
         f"{report.images['degraded']} degraded images, each cell once). Generated {stamp}; {report.n_boot} bootstrap "
         f"replicates, seed {report.seed}, family-wise &alpha; = {report.alpha:g}.</p>"
         "<table id='teams'><tr><th class='name'>team</th><th class='name'>prediction output</th>"
-        "<th>images with no prediction (accepted predict() failures, scored as wrong)</th></tr>" + rows + "</table>"
+        "<th>images with no prediction (accepted predict() failures, scored as answers of SNE, LY for an SNE)</th></tr>" + rows + "</table>"
         "</section>"
     )
 
