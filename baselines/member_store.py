@@ -26,6 +26,7 @@ from init_checkpoint import sha256
 from project_folders import FOLDERS
 from recipe_settings import Member, Profile
 from run_options import RunOptions
+from training_loop import local_start
 
 FILES = ("weights.safetensors", "history.json", "initialisation.json")
 RUN_FILES = ("history.json", "training_curve.png")  # what the member's run folder gets from the store
@@ -33,8 +34,8 @@ RUN_FILES = ("history.json", "training_curve.png")  # what the member's run fold
 
 def storable(member: Member, options: RunOptions, world: int) -> bool:
     """Whether the member's training is decided by what the key holds (see the module's docstring)."""
-    local_start = options.init is not None or (member.init is not None and options.pretrained != "off")
-    return world == 1 and (local_start or options.pretrained != "auto")
+    from_file = local_start(member, options.pretrained, options.init) is not None
+    return world == 1 and (from_file or options.pretrained != "auto")
 
 
 def member_key(member: Member, profile: Profile, options: RunOptions, train_rows: pd.DataFrame,
@@ -42,7 +43,7 @@ def member_key(member: Member, profile: Profile, options: RunOptions, train_rows
     """A SHA-256 over everything that decides the member's kept weights: its settings and start, the profile, the
     run's options, the training and validation rows (image bytes included), the organizer code, the libraries and
     the thread count."""
-    start = options.init or (member.init() if member.init is not None and options.pretrained != "off" else None)
+    start = local_start(member, options.pretrained, options.init)
     settings = {field.name: getattr(member, field.name) for field in dataclasses.fields(member) if field.name != "init"}
     record = {
         "member": settings, "start": sha256(start) if start else None, "profile": dataclasses.asdict(profile),

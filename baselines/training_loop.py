@@ -109,18 +109,24 @@ def hub_reachable(timeout: float = 5.0) -> tuple[bool, str]:
         return False, f"huggingface.co unreachable ({error})"
 
 
+def local_start(member: Member, pretrained: str, init: Path | None) -> Path | None:
+    """The checkpoint file the member starts from: `init` when given, else the member's default one unless
+    --pretrained is off; None when the hub or a random initialisation decides."""
+    if init is not None:
+        return init
+    return member.init() if member.init is not None and pretrained != "off" else None
+
+
 def create_network(member: Member, pretrained: str, init: Path | None = None) -> tuple[torch.nn.Module, dict]:
     """(network, its initialisation for the card): a local checkpoint when `init` is given (or the member has a
     default one and --pretrained is not off), else the hub's ImageNet weights following --pretrained auto|on|off."""
     import timm
 
     card_member = {"architecture": member.architecture, "model_kwargs": member.model_kwargs}
-    packaged = init is None and member.init is not None and pretrained != "off"
-    if packaged:
-        init = member.init()
-    if init is not None:  # the member's packaged checkpoint is ImageNet's; what a --init file holds is unknown
+    start = local_start(member, pretrained, init)
+    if start is not None:  # the member's packaged checkpoint is ImageNet's; what a --init file holds is unknown
         network = baseline_model.build_network(card_member)
-        return network, {"imagenet_pretrained": True if packaged else None, "init": load_init(network, init)}
+        return network, {"imagenet_pretrained": True if init is None else None, "init": load_init(network, start)}
     if pretrained == "off":
         return baseline_model.build_network(card_member), {"imagenet_pretrained": False}
     reachable, reason = hub_reachable()

@@ -37,7 +37,7 @@ for number in signal.valid_signals() - {signal.SIGPIPE, signal.SIGXFSZ}:
     if signal.getsignal(number) == signal.SIG_IGN:
         signal.signal(number, signal.SIG_DFL)
 import json, sys, types
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 requests = Connection(int(sys.argv[1]), writable=False)
 for name, source in json.loads(requests.recv_bytes()).items():
     module = sys.modules[name] = types.ModuleType(name)
