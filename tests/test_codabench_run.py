@@ -233,7 +233,8 @@ def test_not_a_zip_is_one_line(bundle_root, tmp_path):
 # --- What the worker reads from the participant: the metadata file, the folder's names, the work folder ------------
 
 SNE_MODEL = "class Model:\n    def predict(self, image):\n        return 'SNE'\n"
-NOT_A_STRING = ["command: 5\n", "command: [python3, model.py]\n", "command: {run: model.py}\n", "command: 2.5\n"]
+NOT_A_STRING = ["command: 5\n", "command: [python3, model.py]\n", "command: {run: model.py}\n", "command: 2.5\n",
+                "command: !!python/tuple [python3, model.py]\n", "command: !!python/bytes cHl0aG9uMyBtb2RlbC5weQ==\n"]
 
 
 @pytest.mark.parametrize("text", NOT_A_STRING)
@@ -243,7 +244,7 @@ def test_a_command_that_is_no_string_starts_nothing_and_names_the_type(tmp_path,
     (tmp_path / "metadata").write_text(text)
     found = metadata_command(tmp_path)
     assert found.name == "metadata" and found.command is None
-    kind = type(yaml.safe_load(text)["command"]).__name__
+    kind = type(yaml.load(text, Loader=yaml.FullLoader)["command"]).__name__
     assert re.fullmatch(rf"`command` is an? {kind} \(.+\), not a string", found.problem), found.problem
     (tmp_path / "metadata").write_text("command: 0\n")
     assert metadata_command(tmp_path) == ProgramMetadata("metadata")
@@ -255,6 +256,8 @@ UNREADABLE = {  # metadata bytes -> the problem named
     "a date that is none": (b"when: 2026-13-45\ncommand: python3 x.py\n", "not readable YAML: month must be in 1..12"),
     "a 5000-digit integer": (b"size: " + b"9" * 5000 + b"\n", "not readable YAML: Exceeds the limit (4300 digits)"),
     "broken syntax": (b"command: [python3\n", "not readable YAML: while parsing a flow sequence"),
+    "a tag that would call code": (b"command: !!python/object/apply:os.system [echo hi]\n",
+                                   "not readable YAML: could not determine a constructor for the tag"),
     "not UTF-8": (b"command: python3 caf\xe9.py\n", "not UTF-8 text (byte 0xe9 at offset 20)"),
     "an open quote": (b"command: python3 'model.py\n",
                       "`command` cannot be split into words as docker-py splits it: No closing quotation"),
@@ -267,6 +270,12 @@ def test_a_metadata_file_the_worker_cannot_use_is_named_never_a_traceback(tmp_pa
     (tmp_path / "metadata").write_bytes(data)
     found = metadata_command(tmp_path)
     assert found.name == "metadata" and found.command is None and found.problem.startswith(problem), found.problem
+
+
+def test_python_tags_are_read_as_the_workers_full_loader_reads_them(tmp_path):
+    """The worker parses metadata with yaml.FullLoader, not safe_load: a !!python/str command runs there."""
+    (tmp_path / "metadata").write_text('command: !!python/str "python3 model.py"\n')
+    assert metadata_command(tmp_path) == ProgramMetadata("metadata", "python3 model.py")
 
 
 def test_a_metadata_folder_is_found_first_as_the_worker_finds_it(tmp_path):

@@ -69,13 +69,14 @@ class ProgramMetadata:
 
 
 def metadata_command(program_dir: Path) -> ProgramMetadata:
-    """The first metadata file the worker finds (os.path.exists, so a folder too), read as it reads it: UTF-8, YAML,
-    then `command` when it is truthy (a falsy one is no command), which must be a string docker-py can split."""
+    """The first metadata file the worker finds (os.path.exists, so a folder too), read as it reads it: UTF-8, YAML
+    with its FullLoader (Python tags such as !!python/str read; none that calls code), then `command` when it is
+    truthy (a falsy one is no command), which must be a string docker-py can split."""
     name = next((name for name in METADATA_FILES if (program_dir / name).exists()), None)
     if name is None:
         return ProgramMetadata(None)
     try:
-        content = yaml.safe_load(_metadata_text(program_dir / name))
+        content = yaml.load(_metadata_text(program_dir / name), Loader=yaml.FullLoader)
     except MetadataProblem as problem:
         return ProgramMetadata(name, problem=str(problem))
     except YAML_ERRORS as error:
