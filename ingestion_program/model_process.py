@@ -12,6 +12,7 @@ import fcntl
 import json
 import mmap
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,9 @@ SLOTS = 2
 STOP_GRACE_SECONDS = 2.0
 EXIT_POLL_SECONDS = 0.25  # how often a wait for an answer checks that the process is still there
 SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
+# The length prefix that the runner's Connection.send_bytes writes before each answer: a signed big-endian 4-byte
+# count (-1 would announce one over 2 GiB, far beyond MAX_MESSAGE_BYTES).
+FRAME_LENGTH = struct.Struct("!i")
 
 
 class ModelEnded(Exception):
@@ -141,7 +145,8 @@ class ModelProcess:
             os.close(fd)
         log.close_writer()
         self._requests = Connection(requests_write, readable=False)
-        self._answers = Connection(answers_read, writable=False)
+        self._answers = answers_read  # read piece by piece (_read_exactly), never blocking
+        os.set_blocking(answers_read, False)
         self.fatal = None
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
@@ -178,13 +183,10 @@ class ModelProcess:
     def _receive(self, expected: tuple[str, ...], images: int = 0):
         """The next message, checked (model_messages.read_message); ModelEnded when the process is gone or sends
         anything the protocol does not allow."""
-        self._wait_for_message()
-        try:
-            raw = self._answers.recv_bytes(MAX_MESSAGE_BYTES)
-        except EOFError:
-            raise ModelEnded(self.ending()) from None
-        except OSError:  # a length header over MAX_MESSAGE_BYTES: bytes no runner sends (the channel is then unusable)
-            raise self._broken(ProtocolError(NOT_JSON)) from None
+        (length,) = FRAME_LENGTH.unpack(self._read_exactly(FRAME_LENGTH.size))
+        if not 0 <= length <= MAX_MESSAGE_BYTES:  # bytes no runner sends (the channel is then unusable)
+            raise self._broken(ProtocolError(NOT_JSON))
+        raw = self._read_exactly(length)
         try:
             message = read_message(raw, expected, images)
         except ProtocolError as error:
@@ -194,13 +196,24 @@ class ModelProcess:
             raise ModelEnded(self.fatal)
         return message
 
-    def _wait_for_message(self) -> None:
-        """Wait until a message can be read; ModelEnded once the process has exited with nothing left to read. A
-        process it started may hold the answer channel open, so the channel's end alone does not say the model is
-        gone: without this, a crash would be reported as the time budget running out."""
-        while not wait([self._answers], EXIT_POLL_SECONDS):
-            if self.popen.poll() is not None and not wait([self._answers], 0):
+    def _read_exactly(self, size: int) -> bytes:
+        """`size` bytes of the answer channel as they arrive; ModelEnded at its end, or once the process has exited
+        with nothing left to read. A process it started may hold the channel open, so the channel's end alone does
+        not say the model is gone, even midway through a message: without this, a crash would be reported as the time
+        budget running out."""
+        data = bytearray()
+        while len(data) < size:
+            while not wait([self._answers], EXIT_POLL_SECONDS):
+                if self.popen.poll() is not None and not wait([self._answers], 0):
+                    raise ModelEnded(self.ending())
+            try:
+                chunk = os.read(self._answers, size - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
                 raise ModelEnded(self.ending())
+            data += chunk
+        return bytes(data)
 
     @staticmethod
     def _broken(error: ProtocolError) -> ModelEnded:
@@ -248,6 +261,6 @@ class ModelProcess:
             pass
         leftovers = self.kill()
         self._requests.close()
-        self._answers.close()
+        os.close(self._answers)
         self.slots.close()
         return leftovers

@@ -238,8 +238,10 @@ def _robustness_figure(details: dict) -> str:
     intervals = np.array([by_name[n]["macro_f1_interval"] for n in names])
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
-    ax.bar(range(len(names)), values, color=["#4c72b0"] + ["#dd8452"] * len(SEVERITIES),
-           yerr=[values - intervals[:, 0], intervals[:, 1] - values], capsize=4)
+    ax.bar(range(len(names)), values, color=["#4c72b0"] + ["#dd8452"] * len(SEVERITIES))
+    # a percentile interval of a small subset need not contain the observed value, so it is drawn from its ends
+    ax.vlines(range(len(names)), intervals[:, 0], intervals[:, 1], color="black")
+    ax.scatter(np.repeat(range(len(names)), 2), intervals.ravel(), marker="_", s=80, color="black")
     ax.set_xticks(range(len(names)), ["pristine set"] + [f"degraded\n{s}" for s in SEVERITIES])
     ax.set_ylabel("macro-F1 (95% CI)")
     ax.set_ylim(0, 1)

@@ -76,3 +76,19 @@ def test_warnings_and_first_errors_are_shown(tmp_path):
 def test_without_a_run_report_the_page_says_so(tmp_path):
     page = page_for(tmp_path, None)
     assert facts(page)["submission"] == "not recorded" and "id='run-unknown'" in page
+
+
+def test_an_interval_that_misses_the_observed_value_is_still_drawn(tmp_path):
+    """A percentile interval of a small subset may lie wholly above or below its observed macro-F1 (macro-F1 is
+    biased in small samples): the robustness figure draws the interval from its ends instead of refusing it."""
+    reference = reference_frame()
+    input_dir = write_input(tmp_path, reference, predictions_frame(reference), run_report(reference))
+    table = read_predictions(input_dir / "res" / "predictions.csv", read_reference(input_dir / "ref" / "reference.csv"),
+                             NO_FAILURES)
+    figures = subset_figures(table)
+    details = detailed_results_data(table, figures, n_boot=20)
+    for subset, shift in zip(details["subsets"][:2], (0.05, -0.2)):
+        value = subset["metrics"]["macro_f1"]
+        subset["macro_f1_interval"] = (value + shift, value + shift + 0.1)
+    page = render(compute_scores(figures, 1.0), details, run_report=None, phase="eval", scored_at=SCORED_AT)
+    assert "<img id='robustness-figure'" in page

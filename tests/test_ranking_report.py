@@ -110,8 +110,12 @@ def test_command_writes_the_page_and_its_figures(phase, tmp_path):
                           "--reference", str(root), "--out", str(out), "--bootstrap", "300"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("1 of 2 places separated from the next; wrote ")
+    said = re.match(r"(\d) of 2 places separated from the next; wrote ", run.stdout)
     page = (out / "ranking_report.html").read_text()
+    verdicts = re.findall(r"<td class='separated' data-value='(True|False)'>", page)
+    # flaky is strong with 3 images failed: whether that pair separates is up to the draw (p near 0.05); weak is
+    # far below either
+    assert said and verdicts[-1] == "True" and int(said[1]) == verdicts.count("True"), (run.stdout, verdicts)
     for section in ("inputs", "method", "official-ranking", "rank-distributions", "significance",
                     "rankings-by-severity", "clinical-errors"):
         assert f"<section id='{section}'>" in page, section

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compare import compare, compare_files
+from compare import compare, compare_files, plot
 from scoring_errors import SubmissionOutputError
 from scoring_inputs import REPO, predictions_frame, reference_frame, write_output
 
@@ -82,3 +82,30 @@ def test_paired_p_values_and_rank_stability():
     assert result["rank_stability"][0] == 1.0 and result["rank_stability"][3] == 1.0  # twins always tie first
     low, high = result["interval"][0]
     assert low < result["macro_f1"][0] < high
+
+
+def test_a_teams_interval_and_p_values_do_not_depend_on_who_else_is_ranked():
+    """The draws depend on the reference alone, and more replicates extend the sequence: adding a team (which may
+    also raise the replicate count) moves no other team's interval, rank range or pairwise p-value."""
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 13, size=1500)
+    noise = rng.integers(0, 13, size=1500)
+    a = np.where(rng.random(1500) < 0.75, y_true, noise)
+    b = np.where(rng.random(1500) < 0.72, y_true, noise)
+    late = np.where(rng.random(1500) < 0.5, y_true, rng.integers(0, 13, size=1500))
+    two = compare(y_true, np.stack([a, b]), ["a", "b"], n_boot=1000, seed=0)
+    three = compare(y_true, np.stack([a, b, late]), ["a", "b", "late"], n_boot=1000, seed=0)
+    more = compare(y_true, np.stack([a, b, late]), ["a", "b", "late"], n_boot=2500, seed=0)
+    assert (two["interval"] == three["interval"][:2]).all()
+    assert two["p_value"][0, 1] == three["p_value"][0, 1]
+    assert (two["replicate_ranks"] == three["replicate_ranks"][:, :2]).all()  # `late` is never above them here
+    assert (three["replicate_ranks"] == more["replicate_ranks"][:1000]).all()
+
+
+def test_the_figure_draws_an_interval_that_misses_the_observed_value(tmp_path):
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 13, size=300)
+    result = compare(y_true, np.stack([y_true, rng.integers(0, 13, size=300)]), ["right", "random"], n_boot=50)
+    result["interval"][0] = (0.5, 0.6)  # wholly below the observed 1.0
+    plot(result, tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -148,6 +148,20 @@ def test_bootstrap_is_stratified_paired_and_centred():
     assert 0.003 < replicate_f1.std() < 0.03
 
 
+def test_a_submissions_replicates_are_drawn_from_the_reference_alone():
+    """The same images are drawn whatever the predictions: one submission's replicates are the same alone or drawn
+    with others, in any order."""
+    rng = np.random.default_rng(2)
+    y_true = rng.integers(0, 13, size=1200)
+    preds = np.stack([np.where(rng.random(1200) < p, y_true, rng.integers(0, 14, size=1200)) for p in (0.9, 0.5, 0.1)])
+    joint = bootstrap_confusions(y_true, preds, 300, np.random.default_rng(7))
+    for m in range(3):
+        alone = bootstrap_confusions(y_true, preds[m], 300, np.random.default_rng(7))[:, 0]
+        assert (alone == joint[:, m]).all()
+    reordered = bootstrap_confusions(y_true, preds[::-1], 300, np.random.default_rng(7))
+    assert (reordered[:, ::-1] == joint).all()
+
+
 def test_calibration_figures_by_hand():
     probs = np.array([[0.9, 0.1] + [0.0] * 11, [0.6, 0.4] + [0.0] * 11, [0.2, 0.8] + [0.0] * 11])
     y_true = np.array([0, 1, 1])

@@ -377,17 +377,27 @@ class Model:
     failed_by_name(done, report, f"the submission's process was killed by signal {signal.SIGRTMIN + 1} ")
 
 
-def test_a_crash_is_named_at_once_though_a_child_holds_the_answer_channel(tmp_path):
-    """The model's process exits while a process it started keeps the answer channel open (no end of file): the run
-    fails within seconds naming the exit code, not after the whole budget as a model too slow."""
-    model = """
-import os, time
+HALF_A_MESSAGE = {  # what the model's process writes on its answer channel (sys.argv[2]) before it exits
+    "nothing": "",
+    "a length alone": "os.write(int(sys.argv[2]), (1000).to_bytes(4, 'big'))",
+    "a length and part of its message": "os.write(int(sys.argv[2]), (1000).to_bytes(4, 'big') + b'{\"items')",
+}
+
+
+@pytest.mark.parametrize("written", list(HALF_A_MESSAGE))
+def test_a_crash_is_named_at_once_though_a_child_holds_the_answer_channel(tmp_path, written):
+    """The model's process exits while a process it started keeps the answer channel open (no end of file), with
+    nothing, or half a message, left on it: the run fails within seconds naming the exit code, not after the whole
+    budget as a model too slow."""
+    model = f"""
+import os, sys, time
 class Model:
     def load(self):
         if os.fork() == 0:
             time.sleep(300)
             os._exit(0)
     def predict(self, image):
+        {HALF_A_MESSAGE[written] or "pass"}
         os._exit(3)
 """
     started = time.monotonic()

@@ -5,7 +5,8 @@ Each OUTPUT is a prediction step's output folder (predictions.csv + run_report.j
 as the scorer reads it (scoring_program/prediction_output.py): images whose predict() failed in an accepted run
 count as wrong. Every replicate resamples the same degraded images (stratified by class) for all submissions, so the
 differences are paired: a p-value is two-sided, 2 x the smaller share of replicates on either side of 0
-(with the +1 correction, so never below 2/(B+1)).
+(with the +1 correction, so never below 2/(B+1)). The images drawn depend on the reference and the seed alone: a
+submission's interval, and its p-value against another, are the same whoever else is compared.
 """
 import argparse
 import sys
@@ -48,13 +49,13 @@ def submission_names(paths: list[Path]) -> list[str]:
 def bootstrap_macro_f1(y_true: np.ndarray, y_preds: np.ndarray, n_boot: int = N_BOOTSTRAP,
                        seed: int = 0) -> np.ndarray:
     """(n_boot, m) macro-F1 of m submissions (y_preds: (m, n)) in class-stratified replicates of the same images,
-    drawn in chunks so that tens of thousands of replicates fit in memory."""
+    drawn in whole chunks so that tens of thousands of replicates fit in memory and the first k replicates are the
+    same for any n_boot >= k (more teams, hence more replicates, extend the sequence; they do not redraw it)."""
     rng = np.random.default_rng(seed)
     present = present_classes(y_true)
-    sizes = [min(CHUNK, n_boot - start) for start in range(0, n_boot, CHUNK)]
-    chunks = [confusion_metrics(bootstrap_confusions(y_true, y_preds, size, rng), present)["macro_f1"]
-              for size in sizes]
-    return np.concatenate(chunks)
+    chunks = [confusion_metrics(bootstrap_confusions(y_true, y_preds, CHUNK, rng), present)["macro_f1"]
+              for _ in range(0, n_boot, CHUNK)]
+    return np.concatenate(chunks)[:n_boot]
 
 
 def paired_p_values(replicates: np.ndarray) -> np.ndarray:
@@ -128,7 +129,10 @@ def plot(result: dict, out_path: Path) -> None:
     fig = Figure(figsize=(11, 0.5 * len(names) + 3))
     left, right = fig.subplots(1, 2)
     y = np.arange(len(names))[::-1]
-    left.errorbar(values, y, xerr=[values - intervals[:, 0], intervals[:, 1] - values], fmt="o", capsize=4)
+    # a percentile interval need not contain the observed value, so it is drawn from its ends
+    left.hlines(y, intervals[:, 0], intervals[:, 1], color="black")
+    left.scatter(intervals.ravel(), np.repeat(y, 2), marker="|", s=80, color="black")
+    left.plot(values, y, "o")
     left.set_yticks(y, [f"#{result['rank'][m]} {result['names'][m]}\nkeeps rank {result['rank_stability'][m]:.0%}"
                         for m in order])
     left.set_xlabel("degraded macro-F1 (95% bootstrap CI)")
