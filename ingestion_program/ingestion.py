@@ -11,10 +11,10 @@ PID namespace, as it does in the competition container (pid_namespace.py).
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from requirements_check import check_requirements
 from submission_files import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, find_model_dir, read_requirements,
                               unpack_zip)
 from time_budget import BudgetExceeded, Interrupted, TimeBudget
+from tree_removal import remove_tree
 from zip_images import ImageEntry, InputDataError, InputZip, ZipReader, decoded_batches, list_images
 
 PROGRAM_DIR = Path(__file__).resolve().parent
@@ -90,6 +91,10 @@ class Arguments:
 
 class FailFast(Exception):
     """The run cannot go on (fail-fast); the message is the report's reason."""
+
+
+class OutputsNotWritten(Exception):
+    """The output folder cannot be used or run_report.json cannot be written: no report can say so, the console does."""
 
 
 @dataclass
@@ -156,13 +161,20 @@ def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, 
                                                                                   submission))
     process_tree.guard_supervisor()
     output = OutputFolder(output_dir)
-    output.prepare()
+    try:
+        output.prepare()
+    except OSError as error:  # before anything runs: an organizer's read-only or missing disk
+        say(console, f"failed: the output folder {output_dir} cannot be used: {error.strerror or error}")
+        return {"status": "failed", "reason": f"the output folder {output_dir} cannot be used"}
     state = Run(input_dir, output, submission, options, workers)
     budget = TimeBudget(options.budget_seconds, lambda: state.model and state.model.kill(), state.started).start()
     # Every signal is a named stop until the report is written (the model lives until finish() has stopped it).
     previous_handlers = stop_signals.install(lambda number: budget.stop(stop_signals.signal_name(number)))
     try:
         report = supervise(state, program_dir, budget, console)
+    except OutputsNotWritten as error:
+        say(console, f"failed: {error}")
+        return {"status": "failed", "reason": str(error)}
     finally:
         stop_signals.restore(previous_handlers)
     say(console, f"{report.status}: {report.reason}" if report.reason else summary(report, output_dir))
@@ -404,9 +416,16 @@ def finish(state: Run, temp_dir: Path, budget: TimeBudget) -> None:
     budget.cancel()
     if state.log is not None:
         state.log.stop()
+        if state.log.write_error:
+            state.warnings.append(f"what the submission printed was kept only in part ({state.log.kept_bytes} of "
+                                  f"{state.log.total_bytes} bytes): the ingestion's log file could not be written "
+                                  f"({state.log.write_error}; a disk the submission filled?)")
     for source in state.zips.values():
         source.close()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    try:
+        remove_tree(temp_dir)  # however deep the model's leftovers go
+    except OSError as error:
+        state.warnings.append(f"the temporary folder {temp_dir} could not be removed: {error}")
 
 
 def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
@@ -455,26 +474,45 @@ def build_report(state: Run, status: str, reason: str | None, predictions_writte
 
 
 def write_outputs(state: Run, status: str, reason: str | None) -> None:
-    """Once the model's processes are gone: list what the submission left in the output folder, write
-    predictions.csv (once predicting started), the log and run_report.json (last), then remove what it left."""
+    """Once the model's processes are gone: list and remove what the submission left in the output folder (freeing
+    any space it filled), then write predictions.csv (once predicting started), the log and run_report.json (last).
+    An output that cannot be written (a full disk, a read-only folder, a file-size limit) fails the run by name; when
+    the report itself cannot be written, OutputsNotWritten says why."""
     output = state.output
     found = state.unexpected_output_files = output.foreign()
+    kept = output.clean_up()
     if found:
         state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
-                              "written): " + ", ".join(found[:5]))
+                              "written): " + ", ".join(found[:5]) + (f" and {len(found) - 5} more" if found[5:] else "")
+                              + (f"; could not be removed: {', '.join(kept[:5])}" if kept else ""))
     if output.replaced:
         state.warnings.append(f"the output folder {output.path} was removed or replaced during the run; it was "
                               "made again")
-    probabilities = None
+    probabilities, unwritten, predictions_written = None, [], False
     if state.with_predictions:
         text, probabilities = predictions_text(state.results)
-        output.write_text(PREDICTIONS, text)
+        predictions_written = _write(unwritten, PREDICTIONS, lambda: output.write_text(PREDICTIONS, text))
     if state.log is not None:
-        output.write(SUBMISSION_LOG, state.log.copy_to)
-    state.report = build_report(state, status, reason, state.with_predictions, probabilities)
-    output.write_text(RUN_REPORT, report_text(state.report.to_dict()))
-    for path in output.clean_up():
-        print(f"[ingestion] could not remove {clean_text(path)} from the output folder", file=sys.stderr)
+        _write(unwritten, SUBMISSION_LOG, lambda: output.write(SUBMISSION_LOG, state.log.copy_to))
+    if unwritten:
+        status, reason = "failed", (f"the ingestion program could not write {'; '.join(unwritten)} in {output.path}"
+                                    + (f" (the run had ended: {reason})" if reason else ""))
+    state.report = build_report(state, status, reason, predictions_written, probabilities)
+    try:
+        output.write_text(RUN_REPORT, report_text(state.report.to_dict()))
+    except OSError as error:
+        raise OutputsNotWritten(f"the ingestion program could not write {RUN_REPORT} in {output.path}: "
+                                f"{error.strerror or error}; the run is lost ({reason or 'it had ended ok'})") from None
+
+
+def _write(unwritten: list[str], name: str, write: Callable[[], None]) -> bool:
+    """Write one output; on failure, note '<name>: <why>' in `unwritten` instead of raising. Whether it was written."""
+    try:
+        write()
+    except OSError as error:
+        unwritten.append(f"{name}: {error.strerror or error}")
+        return False
+    return True
 
 
 def say(console: TextIO, message: str) -> None:

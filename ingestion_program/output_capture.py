@@ -18,6 +18,7 @@ class CappedLog:
         self.cap_bytes = cap_bytes
         self.total_bytes = 0
         self.kept_bytes = 0
+        self.write_error: str | None = None  # why the log stopped being kept before the cap (a full disk)
         self._read_fd, self.write_fd = os.pipe()
         self._log = tempfile.TemporaryFile()  # O_TMPFILE on Linux: it never has a name
         self._reader = threading.Thread(target=self._drain, name="submission-output", daemon=True)
@@ -31,9 +32,12 @@ class CappedLog:
         with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(1 << 16):
                 room = self.cap_bytes - self.kept_bytes
-                if room > 0:
-                    self._log.write(chunk[:room])
-                    self.kept_bytes += min(room, len(chunk))
+                if room > 0 and self.write_error is None:
+                    try:
+                        self._log.write(chunk[:room])
+                        self.kept_bytes += min(room, len(chunk))
+                    except OSError as error:  # the model filled the disk: keep draining and counting, never block it
+                        self.write_error = error.strerror or str(error)
                 self.total_bytes += len(chunk)
 
     def close_writer(self) -> None:
@@ -46,8 +50,11 @@ class CappedLog:
         """Wait for the reader to see the end of the pipe (every writer gone); note a truncation at the end."""
         self.close_writer()
         self._reader.join(wait_seconds)
-        if self.truncated:
-            self._log.write(NOTE.format(total=self.total_bytes, kept=self.kept_bytes).encode())
+        if self.truncated and self.write_error is None:
+            try:
+                self._log.write(NOTE.format(total=self.total_bytes, kept=self.kept_bytes).encode())
+            except OSError as error:
+                self.write_error = error.strerror or str(error)
 
     def copy_to(self, target: BinaryIO) -> None:
         """Write the log into target (a file the supervisor opened), then discard it."""

@@ -1,24 +1,24 @@
-"""Writes predictions.csv, submission_output.log and run_report.json into the output folder, following nothing the
-submission may have left there, then removes whatever else it left.
+"""Removes whatever the submission left in the output folder, then writes predictions.csv, submission_output.log and
+run_report.json there, following nothing the submission may have left.
 
-The folder is reached through one descriptor opened without following links; each output is written to a fresh
-file (O_CREAT | O_EXCL | O_NOFOLLOW: never an existing file, link or FIFO) that then replaces its name atomically, so
-a reader never sees half a file. Only after the last write are foreign entries removed: anything that was not there
-before the run, and any link, FIFO, socket or device wherever it is. All of it runs once the model's processes are
-gone, so nothing changes the folder meanwhile.
+The folder is reached through one descriptor opened without following links. Foreign entries go first, so that a
+disk the model filled is free again for the outputs: anything that was not there before the run, and any link,
+FIFO, socket or device wherever it is, however deep (tree_removal.py). Each output is then written to a fresh file
+(O_CREAT | O_EXCL | O_NOFOLLOW: never an existing file, link or FIFO) that replaces its name atomically, so a reader
+never sees half a file. All of it runs once the model's processes are gone, so nothing changes the folder meanwhile.
 """
 import csv
 import io
 import json
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from challenge_labels import CLASSES, SETS
+from tree_removal import remove_tree
 
 PREDICTIONS = "predictions.csv"
 RUN_REPORT = "run_report.json"
@@ -50,7 +50,7 @@ def report_text(report: dict) -> str:
 
 
 class OutputFolder:
-    """The output folder of one run: prepare() before the model starts, then foreign(), write() and clean_up() once
+    """The output folder of one run: prepare() before the model starts, then foreign(), clean_up() and write() once
     its processes are gone."""
 
     def __init__(self, path: Path):
@@ -69,15 +69,14 @@ class OutputFolder:
         self.replaced = False
 
     def foreign(self) -> list[str]:
-        """What the submission left (before the outputs are written): files that were not there before the run,
-        every link, FIFO, socket or device, and new folders ('name/') with nothing of that kind inside; sorted."""
+        """What the submission left, sorted: every link, FIFO, socket or device, and each file or folder ('name/')
+        that was not there before the run, a new folder standing for everything in it."""
         with self._opened() as folder:
             now = _entries(folder)
-        paths = _foreign(now, self.before, ())
-        listed = [path for path in paths if now[path] != "folder"]
-        listed += [f"{path}/" for path in paths
-                   if now[path] == "folder" and not any(_under(other, path) for other in paths)]
-        return sorted(listed)
+        paths = _foreign(now, self.before)
+        new_folders = {path for path in paths if now[path] == "folder"}
+        return sorted(f"{path}/" if now[path] == "folder" else path for path in paths
+                      if now[path] == "other" or not _in_any(path, new_folders))
 
     def write(self, name: str, fill: Callable[[BinaryIO], None]) -> None:
         """Write one output: `fill` writes the content into a fresh file, which then takes the name."""
@@ -92,19 +91,19 @@ class OutputFolder:
         self.write(name, lambda handle: handle.write(text.encode("utf-8")))
 
     def clean_up(self) -> list[str]:
-        """After the last write: remove every foreign entry (the outputs just written aside); returns the ones that
-        could not be removed."""
+        """Before the first write: remove every foreign entry (an output the submission planted too); returns the
+        ones that could not be removed."""
         failed = []
         with self._opened() as folder:
             now = _entries(folder)
-            paths = _foreign(now, self.before, OUTPUT_NAMES)
+            paths = _foreign(now, self.before)
             folders = [path for path in paths if now[path] == "folder"]
             for path in paths:
                 if any(_under(path, other) for other in folders):
                     continue  # removed with its folder
                 try:
                     _remove(folder, path)
-                except (OSError, RecursionError):
+                except OSError:
                     failed.append(path)
         return failed
 
@@ -161,26 +160,31 @@ def _entries(folder: int, prefix: str = "", depth: int = 0) -> dict[str, str]:
     return found
 
 
-def _foreign(now: dict[str, str], before: dict[str, str], ours: tuple[str, ...]) -> list[str]:
+def _foreign(now: dict[str, str], before: dict[str, str]) -> list[str]:
     """Paths of `now` that are foreign: a link, FIFO, socket or device, or an entry `before` did not have (with this
-    kind), unless it is one of `ours` as a regular file."""
-    return [path for path, kind in now.items()
-            if kind == "other" or (before.get(path) != kind and not (path in ours and kind == "file"))]
+    kind)."""
+    return [path for path, kind in now.items() if kind == "other" or before.get(path) != kind]
 
 
 def _under(path: str, folder: str) -> bool:
     return path.startswith(f"{folder}/")
 
 
+def _in_any(path: str, folders: set[str]) -> bool:
+    """Whether the path lies inside one of the folders (checked by its ancestors: as fast for thousands of them)."""
+    parts = path.split("/")
+    return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
+
+
 def _remove_folder(folder: int, name: str) -> None:
     if _kind(folder, name) == "folder":
-        shutil.rmtree(name, dir_fd=folder)
+        remove_tree(name, dir_fd=folder)
 
 
 def _remove(folder: int, relative: str) -> None:
     """Remove the entry, whatever it is (a folder with everything in it); a link is removed, never followed."""
     kind = _kind(folder, relative)
     if kind == "folder":
-        shutil.rmtree(relative, dir_fd=folder)
+        remove_tree(relative, dir_fd=folder)
     elif kind is not None:
         os.unlink(relative, dir_fd=folder)

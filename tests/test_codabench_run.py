@@ -104,11 +104,27 @@ def test_starting_kit_runs_like_codabench(bundle_root, trained_starting_kit, tmp
     assert any("caps the time limit" in note for note in result.notes) == (not config.get("queue") and asked > 600)
 
 
+DEEP_TREE_MODEL = """
+import os
+
+class Model:
+    def load(self):  # a tree 2000 folders deep in its own folder, which the worker's tree holds (rmtree recurses)
+        folder = os.open(".", os.O_RDONLY)
+        for _ in range(2000):
+            os.mkdir("d", dir_fd=folder)
+            inner = os.open("d", os.O_RDONLY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    def predict(self, image):
+        return "SNE"
+"""
+
+
 def test_temp_folder_is_removed_unless_kept(bundle_root, tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)
-    submission = _submission(tmp_path / "sub", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+    submission = _submission(tmp_path / "sub", DEEP_TREE_MODEL)
     result = run_submission(submission, "eval", bundle_root)
     assert result.status == "Finished" and not result.workdir.exists() and not result.kept
     assert "[ingestion]" in result.prediction.stderr_text()  # the logs outlive the folder

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import pid_namespace
+from output_capture import CappedLog
 from scoring_inputs import REPO, predictions_frame, reference_frame, run_report, run_score, write_input
 from test_ingestion_runs import IMAGES_PER_SET, LABEL_MODEL, ingest, make_input, make_submission, rows
 
@@ -237,6 +238,75 @@ def test_nothing_the_model_can_reach_is_followed_or_kept(tmp_path, kind):
     assert report["submission_log"]["bytes_printed"] == len("hello from load\n")
     assert {".predictions.csv.partial", ".run_report.json.partial", "predictions.csv/",
             "submission_output.log"} <= set(report["unexpected_output_files"])
+
+
+DEEP_TREES_MODEL = """
+import os, sys
+from pathlib import Path
+
+def deep(where, levels=3000):
+    \"\"\"A tree `levels` folders deep, made relative to a descriptor (no path is ever that long).\"\"\"
+    os.mkdir(where)
+    folder = os.open(where, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d", dir_fd=folder)
+        os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=folder))
+        inner = os.open("d", os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    os.close(folder)
+    os.chmod(where, 0o500)
+
+class Model:
+    def load(self):
+        deep(Path(os.environ["TMPDIR"]) / "deep")
+        deep(Path.cwd() / "deep")
+        deep(Path({argv}[3]) / "deep")
+    def predict(self, image):
+        return "SNE"
+"""
+
+
+def test_trees_too_deep_for_shutil_are_removed_and_the_run_reported(tmp_path):
+    """Folders 3000 deep in the model's TMPDIR, its own folder (unpacked into the supervisor's temporary folder) and
+    the output folder (shutil.rmtree: RecursionError): the run is reported, and nothing of them is left."""
+    submission = make_submission(tmp_path / "sub", DEEP_TREES_MODEL.format(argv=SUPERVISOR_ARGV))
+    with zipfile.ZipFile(tmp_path / "sub.zip", "w") as bundle:
+        bundle.write(submission / "model.py", "model.py")
+    temp = tmp_path / "supervisor_tmp"
+    temp.mkdir()
+    done, report, output = ingest(tmp_path, tmp_path / "sub.zip", env={**os.environ, "TMPDIR": str(temp)},
+                                  timeout=120)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["warnings"] == ["the submission wrote into the output folder (removed before the outputs were "
+                                  "written): deep/"]
+    assert sorted(p.name for p in output.iterdir()) == ["predictions.csv", "run_report.json", "submission_output.log"]
+    assert list(temp.iterdir()) == []  # the supervisor's temporary folder, the unpacked submission in it, is gone
+
+
+def test_outputs_that_cannot_be_written_are_named_not_a_traceback(tmp_path):
+    """The model lowers its supervisor's file-size limit (same user: prlimit is allowed), so no output can be written:
+    the console says which file could not be written and why, and the run fails (exit 1) without a traceback."""
+    model = on_the_last_image("""
+import resource
+resource.prlimit(os.getppid(), resource.RLIMIT_FSIZE, (1, 1))
+""")
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), timeout=60)
+    assert done.returncode == 1 and report is None, done.stderr[-3000:]
+    assert (f"failed: the ingestion program could not write run_report.json in {output}: File too large; the run is "
+            f"lost (the ingestion program could not write predictions.csv: File too large in {output})") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_log_that_cannot_be_written_is_said_and_drained(tmp_path):
+    """The log's file fails (a full disk: /dev/full): what the model prints is still drained and counted, never
+    blocking it, and the loss is said."""
+    log = CappedLog(1 << 20)
+    log._log = open("/dev/full", "wb", buffering=0)  # the kernel's own always-full file
+    os.write(log.write_fd, b"x" * 300_000)
+    log.stop()
+    assert log.total_bytes == 300_000 and log.kept_bytes == 0 and log.truncated
+    assert log.write_error == "No space left on device"
 
 
 # --- 4. Signals to the supervisor -----------------------------------------------------------------------------------

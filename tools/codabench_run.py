@@ -36,6 +36,7 @@ from run_report import RunReport, clean_text  # what a submission wrote reaches 
 from step_processes import (CANNOT_EXECUTE, CANNOT_FIND, YAML_ERRORS, ContainerResult, ProgramMetadata, kill_leftovers,
                             metadata_command, run_containers, staged_python, step_environment, worker_command)
 from submission_files import SubmissionNotRunnable
+from tree_removal import remove_tree
 from worker_bundles import (BundleSource, NameNotUtf8, RunSetupError, extract, file_digests, stage_submission,
                             zip_folder)
 
@@ -469,7 +470,10 @@ def run_submission(submission: Path, phase: str = "eval", root: Path = REPO, wor
                 if step is not None:
                     step.stderr_tail = step.stderr_text()[-20000:]
             result.detailed_results = None
-            shutil.rmtree(tree, ignore_errors=True)
+            try:
+                remove_tree(tree)  # however deep a step's leftovers go (shutil.rmtree recurses)
+            except OSError as error:
+                print(f"[codabench_run] could not remove the work folder {tree}: {error}", file=sys.stderr)
     return result
 
 
