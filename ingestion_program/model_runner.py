@@ -36,6 +36,12 @@ except ImportError:  # not POSIX: no memory limit
 
 EXIT_OUT_OF_MEMORY = 3
 EXIT_RUNNER_FAILED = 4
+# Docker's default capabilities of a container (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+# NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP: CapEff a80425fb): the most this process keeps,
+# so that a run started as root gives the model no more than CodaBench's container does (no mount, no ptrace).
+CONTAINER_CAPABILITIES = 0xA80425FB
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 24, 47, 4
+CAPABILITY_VERSION_3 = 0x20080522
 
 
 class Runner:
@@ -46,6 +52,7 @@ class Runner:
         self.model = None
         self.memory_limit_mb = None
         self.text_cap = None  # characters of any text sent; the supervisor's load settings give it
+        self.setup_warnings: list[str] = []  # said with the load's answer
 
     def send(self, message: dict) -> None:
         self.answers.send_bytes(json.dumps(message).encode())
@@ -74,7 +81,7 @@ class Runner:
         batched = callable(getattr(self.model, "predict_batch", None))
         version = getattr(torch_module(), "__version__", None)
         self.send({"loaded": {"mode": "predict_batch" if batched else "predict",
-                              "warnings": [self.cut(w) for w in warnings], "device": device(),
+                              "warnings": [self.cut(w) for w in self.setup_warnings + warnings], "device": device(),
                               "torch_version": None if version is None else str(version)}})
 
     def images(self, request: dict) -> list:
@@ -226,6 +233,10 @@ def main(requests: Connection, argv: list[str]) -> None:
     _die_with_supervisor()
     pixels = mmap.mmap(pixels_fd, 0, prot=mmap.PROT_READ)
     runner = Runner(requests, Connection(answers_fd, readable=False), pixels, slot_bytes)
+    kept = _keep_container_capabilities()
+    if kept:
+        runner.setup_warnings.append(f"the submission's process kept capabilities a container would not have "
+                                     f"(CapEff {kept}): run untrusted submissions in the competition's image")
     try:
         serve(runner)
     except MemoryError:
@@ -252,6 +263,38 @@ def _die_with_supervisor() -> None:
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
     except (OSError, AttributeError):
         pass
+
+
+def _keep_container_capabilities() -> str | None:
+    """Linux: give up every capability a docker container lacks, for good (bounding set, ambient set, no new
+    privileges on exec), before the submission's code runs. None when none is left; else the CapEff still held."""
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            last = int(handle.read())
+        for capability in range(last + 1):
+            if not CONTAINER_CAPABILITIES >> capability & 1:
+                libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # fails without CAP_SETPCAP: then nothing to drop
+        libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        header, data = Header(CAPABILITY_VERSION_3, 0), (Data * 2)()
+        if libc.capget(ctypes.byref(header), data) == 0:
+            for word, allowed in zip(data, (CONTAINER_CAPABILITIES, 0)):  # capabilities 0-31, then 32-63
+                word.effective &= allowed
+                word.permitted &= allowed
+                word.inheritable &= allowed
+            libc.capset(ctypes.byref(header), data)
+        with open("/proc/self/status") as handle:
+            held = next(int(line.split()[1], 16) for line in handle if line.startswith("CapEff:"))
+    except (OSError, AttributeError, StopIteration, ValueError):  # not Linux: no capabilities
+        return None
+    return None if held & ~CONTAINER_CAPABILITIES == 0 else f"{held:016x}"
 
 
 def _flush_and_exit(code: int) -> None:

@@ -309,6 +309,37 @@ def test_a_log_that_cannot_be_written_is_said_and_drained(tmp_path):
     assert log.write_error == "No space left on device"
 
 
+PRIVILEGE_PROBE = """
+import ctypes, os
+class Model:
+    def load(self):
+        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+        print("CapEff", status["CapEff"].strip(), "NoNewPrivs", status["NoNewPrivs"].strip(), flush=True)
+        try:
+            open(f"/proc/{os.getppid()}/mem", "rb")
+            print("supervisor memory: opened", flush=True)
+        except OSError as error:
+            print("supervisor memory:", type(error).__name__, flush=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        print("mount:", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), flush=True)
+    def predict(self, image):
+        return "SNE"
+"""
+
+
+def test_the_model_holds_no_capability_a_container_lacks(tmp_path):
+    """Started as root (in a PID namespace of its own, root keeps every capability there), the model could mount a
+    folder over the output folder or read its supervisor's memory. Its process keeps at most docker's default
+    capabilities, for good (no new privileges on exec): it can do neither."""
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", PRIVILEGE_PROBE))
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    printed = dict(line.split(" ", 1) if line.startswith("CapEff") else line.split(": ", 1)
+                   for line in (output / "submission_output.log").read_text().splitlines())
+    cap_eff, no_new_privs = printed["CapEff"].split(" NoNewPrivs ")
+    assert int(cap_eff, 16) & ~0xA80425FB == 0 and no_new_privs == "1", printed
+    assert printed["supervisor memory"] == "PermissionError" and printed["mount"] == "-1", printed
+
+
 # --- 4. Signals to the supervisor -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGALRM"])
