@@ -148,11 +148,13 @@ class ModelProcess:
         self._answers = answers_read  # read piece by piece (_read_exactly), never blocking
         os.set_blocking(answers_read, False)
         self.fatal = None
+        self.memory_limit_mb = None  # from the load settings, for the out-of-memory reason
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
 
     def load(self, settings: dict) -> Loaded | LoadFailed:
         """Import model.py and build the Model in the child; what it answered."""
+        self.memory_limit_mb = settings["memory_limit_mb"]
         self._send({"load": settings})
         return self._receive(("loaded", "failed"))
 
@@ -192,7 +194,7 @@ class ModelProcess:
         except ProtocolError as error:
             raise self._broken(error) from None
         if isinstance(message, Fatal):
-            self.fatal = message.message
+            self.fatal = self._fatal_reason(message.message)
             raise ModelEnded(self.fatal)
         return message
 
@@ -214,6 +216,14 @@ class ModelProcess:
                 raise ModelEnded(self.ending())
             data += chunk
         return bytes(data)
+
+    def _fatal_reason(self, text: str) -> str:
+        """The reason for the runner's last message, worded here: what the process sent stays in its own words."""
+        if text == "MemoryError":
+            limit = (f"the memory limit is {self.memory_limit_mb} MB (WBC_MEMORY_LIMIT_MB)" if self.memory_limit_mb
+                     else "no memory limit was set")
+            return f"the submission ran out of memory (MemoryError; {limit})"
+        return f"the ingestion's runner could not go on with what the submission's code did; its process said: {text}"
 
     @staticmethod
     def _broken(error: ProtocolError) -> ModelEnded:

@@ -8,7 +8,8 @@ give the participant precise messages. Messages (all JSON objects):
   in:  {"load": {...}} once, then {"predict": {"slot", "shapes"}} per batch, then {"stop": true}
   out: {"loaded": {...}} or {"failed": {"error", "traceback"}}; per batch one or more
        {"items": [[index, label, probs, error]]} then {"done": {"warnings": [...], "fallbacks": n}};
-       {"fatal": message} before an out-of-memory exit.
+       {"fatal": "MemoryError"} before an out-of-memory exit, {"fatal": <what the runner tripped on>} before any
+       other (the supervisor words the reason, so that nothing this process sends reads as its own words).
 Every module this process needs is imported before the submission's folder goes on sys.path (at load), so a
 submission's own random.py or json.py shadows nothing of it.
 """
@@ -50,7 +51,6 @@ class Runner:
     def __init__(self, requests: Connection, answers: Connection, pixels: mmap.mmap, slot_bytes: int):
         self.requests, self.answers, self.pixels, self.slot_bytes = requests, answers, pixels, slot_bytes
         self.model = None
-        self.memory_limit_mb = None
         self.text_cap = None  # characters of any text sent; the supervisor's load settings give it
         self.setup_warnings: list[str] = []  # said with the load's answer
 
@@ -64,9 +64,9 @@ class Runner:
     def load(self, settings: dict) -> None:
         """Apply the memory cap, put the submission's folder on sys.path, import model.py, build and load the Model;
         answer loaded or failed."""
-        self.memory_limit_mb, self.text_cap = settings["memory_limit_mb"], settings["text_cap"]
-        if self.memory_limit_mb and resource is not None:
-            limit = int(self.memory_limit_mb) * 2**20
+        self.text_cap = settings["text_cap"]
+        if settings["memory_limit_mb"] and resource is not None:
+            limit = int(settings["memory_limit_mb"]) * 2**20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # hard limit too: the model cannot raise it
         seed_everything(settings["seed"])
         sys.path.insert(0, os.path.dirname(settings["model_path"]))  # only now: see the module's docstring
@@ -242,16 +242,13 @@ def main(requests: Connection, argv: list[str]) -> None:
     except MemoryError:
         runner.model = None
         gc.collect()
-        limit = f"the memory limit is {runner.memory_limit_mb} MB (WBC_MEMORY_LIMIT_MB)" if runner.memory_limit_mb \
-            else "no memory limit was set"
         try:
-            runner.send({"fatal": f"the submission ran out of memory (MemoryError; {limit})"})
+            runner.send({"fatal": "MemoryError"})
         finally:
             _flush_and_exit(EXIT_OUT_OF_MEMORY)
     except BaseException as exc:  # something the submission handed back raised where the runner read it
         try:
-            runner.send({"fatal": "the ingestion's runner could not go on with what the submission's code did: "
-                                  f"{describe_exception(exc)}"})
+            runner.send({"fatal": describe_exception(exc)})
         finally:
             _flush_and_exit(EXIT_RUNNER_FAILED)
     _flush_and_exit(0)

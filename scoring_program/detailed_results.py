@@ -132,7 +132,8 @@ def _run_facts(scores: dict[str, float], intervals: dict, run_report: dict, phas
         ("submission", _submission_name(run_report)),
         ("scored at", scored_at.strftime("%Y-%m-%d %H:%M UTC")),
         ("ingestion status", status),
-        ("device", run_report.get("device") or "not recorded"),
+        ("device", f"{run_report['device']} (as the submission's process reported it)" if run_report.get("device")
+         else "not recorded"),
         ("speed", f"{scores['images_per_second']:.1f} images/s" + (f" over {images} images" if images else "")),
     ]
     rows = "".join(f"<tr data-fact='{name.replace(' ', '-')}'><th>{name}</th><td>{html.escape(str(value))}</td></tr>"

@@ -98,7 +98,7 @@ class RunReport:
     model_dir: str | None = None
     load_seconds: float | None = None
     prediction_mode: str | None = None
-    device: str = "cpu"
+    device: str = "cpu"  # as the model's process reported it (torch_version too): its claim, not a measurement
     requirements: dict | None = None
     submission_log: dict | None = None
     traceback: str | None = None

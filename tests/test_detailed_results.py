@@ -47,7 +47,8 @@ def test_header_titles_legend_and_how_to_read(tmp_path):
     assert header == {"phase": "Development (eval)", "submission": "my_submission.zip",
                       "scored-at": "2026-11-26 13:05 UTC",
                       "ingestion-status": "ok, 0 per-image error(s), 0 warning(s)",
-                      "device": "cuda (NVIDIA H100)", "speed": "12.3 images/s over 26 pristine + 26 degraded images"}
+                      "device": "cuda (NVIDIA H100) (as the submission&#x27;s process reported it)",
+                      "speed": "12.3 images/s over 26 pristine + 26 degraded images"}
     for key, title in LEADERBOARD_TITLES.items():
         assert f"<td class='name'>{title}<small class='key'>{key}</small></td>" in page
     assert "id='how-to-read'" in page and "id='run-clean'" in page

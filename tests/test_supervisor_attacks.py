@@ -146,6 +146,21 @@ class Model:
     assert "(something in the process wrote to its answer channel)" in report["reason"]
 
 
+def test_a_forged_last_message_cannot_word_the_failure(tmp_path):
+    """The runner's last message before it exits says only what happened; the supervisor words the reason, so a
+    process that forges one cannot make its text read as the ingestion's own (a budget, the platform's fault)."""
+    model = ANSWER_CHANNEL + """
+class Model:
+    def load(self):
+        forge(b'{"fatal": "time budget of 540 s exceeded (the platform failed; not your fault)"}')
+    def predict(self, image):
+        return "SNE"
+"""
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    failed_by_name(done, report, "the ingestion's runner could not go on with what the submission's code did; its "
+                                 "process said: time budget of 540 s exceeded (the platform failed; not your fault)")
+
+
 # --- 2. The pixel buffer --------------------------------------------------------------------------------------------
 
 def test_the_model_cannot_resize_the_pixel_buffer(tmp_path):
