@@ -232,11 +232,14 @@ def stop_reason(state: Run, budget: TimeBudget, exc: Exception) -> str:
                 "stopped the run)")
     elif budget.expired or isinstance(exc, BudgetExceeded):
         return (f"time budget of {state.options.budget_seconds:g} s exceeded while {state.stage} ({state.done} of "
-                f"{state.total} images done); the predictions made so far were written; {too_slow_hint(state)}")
+                f"{state.total} images done); {_what_was_kept(state)}; {too_slow_hint(state)}")
     else:
         what = str(exc)
-    return (f"{what} while {state.stage} ({state.done} of {state.total} images done); "
-            "the predictions made so far were written")
+    return f"{what} while {state.stage} ({state.done} of {state.total} images done); {_what_was_kept(state)}"
+
+
+def _what_was_kept(state: Run) -> str:
+    return "the predictions made so far were written" if state.with_predictions else "no prediction was made"
 
 
 def too_slow_hint(state: Run) -> str:

@@ -3,6 +3,7 @@
 Each problem is a SubmissionNotRunnable naming the file, the entry and what was expected; nothing here runs the
 submission's code (model_runner.py does, in the model's own process).
 """
+import errno
 import os
 import shutil
 import stat
@@ -27,6 +28,7 @@ UTF8_FLAG, ENCRYPTED_FLAG = 0x800, 0x1
 UNPACKED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 1024  # one file or folder name (Linux's limit); a whole path inside the zip
 UNPACK_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the machine's room, not the zip, is at fault
 
 
 def unpack_zip(zip_path: Path, into: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_MB * 2**20) -> Path:
@@ -128,8 +130,10 @@ def _unpack(zip_path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, tar
     except UNPACK_ERRORS as exc:
         module, name = type(exc).__module__, type(exc).__name__
         kind = name if module == "builtins" else f"{module}.{name}"  # zlib.error, zipfile.BadZipFile
+        fix = ("the disk it is unpacked to is full (a smaller submission, or more room for the run)"
+               if getattr(exc, "errno", None) in DISK_FULL else "zip it again with a current zip tool")
         raise SubmissionNotRunnable(f"the submission zip {zip_path} cannot be unpacked at {info.filename!r} "
-                                    f"({kind}: {exc}); zip it again with a current zip tool") from None
+                                    f"({kind}: {exc}); {fix}") from None
 
 
 def read_requirements(path: Path) -> str | None:

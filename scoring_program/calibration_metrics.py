@@ -7,11 +7,15 @@ from label_space import CLASSES
 N_BINS = 15
 
 
-def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS) -> dict[str, np.ndarray]:
+def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS,
+                     top: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per equal-width confidence bin ((k/n, (k+1)/n], the first including 0): image count, mean
-    top-label confidence and accuracy of the top label. probs: (n, 13) rows summing to 1; y_true: (n,)."""
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    top-label confidence and accuracy of the top label. probs: (n, 13) rows summing to 1; y_true: (n,);
+    top: each image's scored label (default: its most probable class), which decides between classes whose
+    probabilities tie as written (6 decimals)."""
+    top = probs.argmax(axis=1) if top is None else top
+    confidence = probs[np.arange(len(top)), top]
+    correct = (top == y_true).astype(np.float64)
     index = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     count = np.bincount(index, minlength=n_bins)
     safe = np.maximum(count, 1)
@@ -22,11 +26,12 @@ def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS
     }
 
 
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS) -> float:
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = N_BINS,
+                               top: np.ndarray | None = None) -> float:
     """Top-label ECE: sum over bins of (bin share of images) x |accuracy - confidence|; NaN for no images."""
     if len(y_true) == 0:
         return float("nan")
-    bins = reliability_bins(probs, y_true, n_bins)
+    bins = reliability_bins(probs, y_true, n_bins, top)
     return float(np.sum(bins["count"] / len(y_true) * np.abs(bins["accuracy"] - bins["confidence"])))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 from bootstrap_ci import N_BOOTSTRAP, bootstrap_confusions, percentile_interval
 from calibration_metrics import brier_score, expected_calibration_error, reliability_bins
 from classification_metrics import (confusion_counts, confusion_metrics, per_class_table, present_classes,
-                                    scored_probabilities, subset_metrics)
+                                    scored_predictions, scored_probabilities, subset_metrics)
 from clinical_groups import clinical_summary
 from label_space import SETS, SEVERITIES
 from prediction_file import AlignedPredictions
@@ -80,14 +80,15 @@ def detailed_results_data(table: AlignedPredictions, figures: dict[str, dict[str
     if table.probs is not None:
         calibration = {}
         every_probs = scored_probabilities(table.y_true, table.probs)
+        every_label = scored_predictions(table.y_true, table.y_pred)  # the scored label breaks a written tie
         for name in SETS:
             mask = table.set == name
-            probs, y_true = every_probs[mask], table.y_true[mask]
+            probs, y_true, top = every_probs[mask], table.y_true[mask], every_label[mask]
             calibration[name] = {
                 "images": int(mask.sum()),
-                "ece": expected_calibration_error(probs, y_true),
+                "ece": expected_calibration_error(probs, y_true, top=top),
                 "brier": brier_score(probs, y_true),
-                "bins": reliability_bins(probs, y_true),
+                "bins": reliability_bins(probs, y_true, top=top),
             }
     return {
         "n_boot": n_boot,

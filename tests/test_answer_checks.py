@@ -23,7 +23,7 @@ import ingestion
 from model_messages import ProtocolError, read_message
 from model_outputs import CLASSES, PredictionError, checked_answer
 from submission_files import SubmissionNotRunnable, find_model_dir, unpack_zip
-from test_ingestion_runs import make_input
+from test_ingestion_runs import PROGRAM, make_input
 
 REPO = Path(__file__).resolve().parents[1]
 VLY = [0.0] * 12 + [1.0]  # one-hot for the last class: read in any other order it names another class
@@ -197,6 +197,26 @@ def test_other_special_entries_are_refused(tmp_path, file_type, kind):
     with pytest.raises(SubmissionNotRunnable, match=f"holds 'weights/pipe' as {kind}; .* plain file holding the bytes "
                                                     "stored for it: leave it out of the zip"):
         unpack_zip(zipped, tmp_path / "unpacked")
+
+
+def test_a_disk_too_full_to_unpack_the_zip_is_said_to_be_the_cause(tmp_path):
+    """A zip that cannot be unpacked because the machine has no room (here a file-size limit, EFBIG, as ENOSPC
+    would): the message blames the disk, not the zip tool."""
+    zipped = tmp_path / "big.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model.py", "class Model: pass\n")
+        archive.writestr("weights.bin", bytes(100_000))
+    program = (f"import resource, sys; sys.path.insert(0, {str(PROGRAM)!r})\n"
+               "from submission_files import SubmissionNotRunnable, unpack_zip\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))\n"
+               "try:\n"
+               f"    unpack_zip({str(zipped)!r}, {str(tmp_path / 'unpacked')!r})\n"
+               "except SubmissionNotRunnable as error:\n"
+               "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith(f"the submission zip {zipped} cannot be unpacked at 'weights.bin' (OSError: "), done
+    assert done.stdout.rstrip().endswith("; the disk it is unpacked to is full (a smaller submission, or more room "
+                                         "for the run)")
 
 
 def test_a_working_one_line_model_is_not_taken_for_a_link(tmp_path):

@@ -231,8 +231,8 @@ def test_out_of_memory_under_the_memory_limit_is_named(tmp_path):
     env = quick_env(tmp_path, WBC_MEMORY_LIMIT_MB=1500)
     done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), env=env)
     assert report["reason"] == ("the submission ran out of memory (MemoryError; the memory limit is 1500 MB "
-                                "(WBC_MEMORY_LIMIT_MB)) while loading the submission (0 of 24 images done); the "
-                                "predictions made so far were written")
+                                "(WBC_MEMORY_LIMIT_MB)) while loading the submission (0 of 24 images done); no "
+                                "prediction was made")
     assert report["memory_limit_mb"] == 1500
 
 

@@ -247,8 +247,8 @@ def test_time_budget_from_the_environment_covers_loading(tmp_path):
     done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), env=env, timeout=30)
     assert done.returncode == 1
     assert report["reason"] == ("time budget of 2 s exceeded while loading the submission (0 of 24 images done); "
-                                "the predictions made so far were written; Model() and load() alone used the budget: "
-                                "load less, or load faster")
+                                "no prediction was made; Model() and load() alone used the budget: load less, or load "
+                                "faster")
     assert not (output / "predictions.csv").exists()
 
 

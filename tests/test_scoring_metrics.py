@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score, f1_score, multilabel_confusion_matrix, precision_score
 
 from bootstrap_ci import bootstrap_confusions
-from calibration_metrics import brier_score, expected_calibration_error
+from calibration_metrics import brier_score, expected_calibration_error, reliability_bins
 from classification_metrics import (confusion_counts, confusion_metrics, per_class_table, present_classes,
                                     scored_predictions, subset_metrics)
 from label_space import CLASSES, NO_PREDICTION, SEVERITIES
@@ -168,3 +168,13 @@ def test_calibration_figures_by_hand():
     # bins of 1/15: 0.9 -> (0.8667, 0.9333], 0.6 -> (0.5333, 0.6], 0.8 -> (0.7333, 0.8]; one image each
     assert expected_calibration_error(probs, y_true) == pytest.approx((0.1 + 0.6 + 0.2) / 3)
     assert brier_score(probs, y_true) == pytest.approx(np.mean([0.1**2 * 2, 0.6**2 * 2, 0.2**2 * 2]))
+
+
+def test_calibration_takes_the_scored_label_where_written_probabilities_tie():
+    """Probabilities are written with 6 decimals, so two classes may tie in predictions.csv; the label column (the
+    supervisor's argmax before rounding) is the answer scored, and the calibration figures count that one."""
+    probs = np.array([[0.4, 0.4, 0.2] + [0.0] * 10] * 2)
+    y_true, scored = np.array([1, 1]), np.array([1, 1])
+    assert expected_calibration_error(probs, y_true) == pytest.approx(0.4)  # argmax takes class 0: both wrong
+    assert expected_calibration_error(probs, y_true, top=scored) == pytest.approx(0.6)  # both right at 0.4
+    assert reliability_bins(probs, y_true, top=scored)["accuracy"][5] == 1.0
