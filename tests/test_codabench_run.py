@@ -23,7 +23,7 @@ import step_sandbox
 from bundle_copies import copy_bundle
 from codabench_run import (CHILD_FAILED_MESSAGE, RunSetupError, SubmissionFailed, WorkerStep, _prediction_notes,
                            run_submission, step_time_limit)
-from step_processes import ProgramMetadata, metadata_command, run_containers, worker_command
+from step_processes import ContainerResult, ProgramMetadata, metadata_command, run_containers, worker_command
 from submission_files import SubmissionNotRunnable
 from worker_bundles import BundleSource, NameNotUtf8, stage_submission, zip_folder
 from leaderboard_scores import LEADERBOARD_KEYS
@@ -350,6 +350,15 @@ def test_a_command_that_cannot_start_is_named_as_docker_reports_it(bundle_root, 
                            "a command it cannot find: ") and "no_such_program_wbc" in note, note
     assert note.endswith("the worker records it as the submission program's exit code, so the scoring program "
                          "refuses the step (a program that exits with that code itself reads the same)")
+
+
+def test_a_flood_on_stderr_is_read_back_by_its_end_only(tmp_path):
+    """A step that prints gigabytes must not fill the emulator's memory: it reads back the last MiB, whole lines of
+    which end where the container's stderr ends."""
+    (tmp_path / "err.txt").write_bytes(b"x" * 3 * 2**20 + b"\nthe last line\n")
+    result = ContainerResult("ingestion", [], 1, 0.0, False, tmp_path / "out.txt", tmp_path / "err.txt")
+    text = result.stderr_text()
+    assert len(text) == 2**20 and text.splitlines()[-1] == "the last line"
 
 
 def test_a_process_that_cannot_start_gets_dockers_exit_code_not_a_traceback(tmp_path):

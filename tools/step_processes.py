@@ -35,6 +35,9 @@ CANNOT_FIND, CANNOT_EXECUTE = 127, 126  # docker's exit codes for a command it c
 YAML_ERRORS = (yaml.YAMLError, RecursionError, ValueError, OverflowError)  # deep nesting, bad dates, huge integers
 
 
+STDERR_READ_BYTES = 1 << 20
+
+
 @dataclass
 class ContainerResult:
     """One container of a step: its command as executed, exit code (docker's: 128+signal), time and logs."""
@@ -49,8 +52,13 @@ class ContainerResult:
     stderr_tail: str = ""
 
     def stderr_text(self) -> str:
-        """The container's stderr (read before the temp folder is removed, so always available)."""
-        return self.stderr.read_text(encoding="utf-8", errors="replace") if self.stderr.is_file() else self.stderr_tail
+        """The end of the container's stderr, its last STDERR_READ_BYTES at most (a program may print gigabytes; the
+        emulator shows and searches only the end). Kept before the temp folder is removed, so always available."""
+        if not self.stderr.is_file():
+            return self.stderr_tail
+        with open(self.stderr, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - STDERR_READ_BYTES))
+            return handle.read().decode("utf-8", errors="replace")
 
 
 class MetadataProblem(Exception):
