@@ -185,6 +185,11 @@ class SubmissionRun:
         except (SubmissionFailed, SubmissionNotRunnable) as failure:  # the latter: the ingestion's zip checks
             self.result.reason = str(failure)
             return
+        except RecursionError:  # the worker copies, zips and lists folders with the same recursive functions
+            self.result.reason = ("a folder of the submission or of a step's output is nested too deeply for Python's "
+                                  "recursive file functions (RecursionError); CodaBench's worker, which copies and "
+                                  "zips them with shutil too, fails on it as well")
+            return
         self.result.status = "Finished"
 
     def predict(self) -> WorkerStep:
