@@ -185,11 +185,6 @@ class SubmissionRun:
         except (SubmissionFailed, SubmissionNotRunnable) as failure:  # the latter: the ingestion's zip checks
             self.result.reason = str(failure)
             return
-        except RecursionError:  # the worker copies, zips and lists folders with the same recursive functions
-            self.result.reason = ("a folder of the submission or of a step's output is nested too deeply for Python's "
-                                  "recursive file functions (RecursionError); CodaBench's worker, which copies and "
-                                  "zips them with shutil too, fails on it as well")
-            return
         self.result.status = "Finished"
 
     def predict(self) -> WorkerStep:
@@ -226,8 +221,14 @@ class SubmissionRun:
         program = metadata_command(root / "program")
         self.program_metadata = program.name or self.program_metadata
         if program.name is None:  # the worker treats it as a results submission
-            shutil.rmtree(step.output)
-            shutil.copytree(root / "program", step.output)
+            step.output.rmdir()
+            try:
+                shutil.copytree(root / "program", step.output)
+            except RecursionError:  # asyncio.gather(return_exceptions=True) keeps it to itself: the ingestion runs
+                step.output.mkdir(exist_ok=True)
+                self.note("the worker's copy of the submission into the prediction output stops at a folder nested "
+                          "too deeply for shutil.copytree (RecursionError); the worker keeps the error to itself and "
+                          "runs the ingestion program anyway, over what was copied")
             self.note(_missing_metadata_note(root / "program"))
         elif program.problem:
             self.note(_unusable_metadata_note(program))
