@@ -9,6 +9,8 @@ import shutil
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from regular_files import file_kind, open_regular, reader
@@ -35,15 +37,28 @@ def unpack_zip(zip_path: Path, into: Path, max_bytes: int = DEFAULT_MAX_UNPACKED
     """A submission given as a zip: every entry is checked first (name, password, compression method, a link or other
     special file, a file and a folder of one name, total size), then unpacked one by one; any problem is a
     SubmissionNotRunnable."""
+    with _opened_zip(zip_path) as archive:
+        for info, relative in _checked_entries(zip_path, archive.infolist(), max_bytes):
+            _unpack(zip_path, archive, info, Path(into, *relative))
+    return Path(into)
+
+
+def check_zip(zip_path: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_MB * 2**20) -> None:
+    """unpack_zip's checks alone, nothing written: SubmissionNotRunnable for the first problem."""
+    with _opened_zip(zip_path) as archive:
+        _checked_entries(zip_path, archive.infolist(), max_bytes)
+
+
+@contextmanager
+def _opened_zip(zip_path: Path) -> Iterator[zipfile.ZipFile]:
+    """The zip, opened as a regular file only; what makes it unreadable as a zip is a SubmissionNotRunnable."""
     try:
         fd = open_regular(zip_path)
     except OSError as error:
         raise SubmissionNotRunnable(f"the submission {zip_path} cannot be read ({error})") from None
     try:
         with reader(fd) as handle, zipfile.ZipFile(handle) as archive:
-            entries = _checked_entries(zip_path, archive.infolist(), max_bytes)
-            for info, relative in entries:
-                _unpack(zip_path, archive, info, Path(into, *relative))
+            yield archive
     except UnicodeDecodeError:  # a name flagged UTF-8 that is not
         raise SubmissionNotRunnable(f"the submission zip {zip_path} has a file name that is not valid UTF-8; "
                                     "rename the file or zip it again with a current zip tool") from None
@@ -51,7 +66,6 @@ def unpack_zip(zip_path: Path, into: Path, max_bytes: int = DEFAULT_MAX_UNPACKED
         raise SubmissionNotRunnable(f"the submission {zip_path} is not a valid zip file ({exc})") from None
     finally:
         os.close(fd)
-    return Path(into)
 
 
 def _checked_entries(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: int) -> list[tuple]:
@@ -92,11 +106,16 @@ def _checked_entries(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: 
     if both:
         raise SubmissionNotRunnable(f"{zip_name} has both a file and a folder named {'/'.join(both[0])!r}; rename "
                                     "one of them")
+    check_unpacked_size(zip_path, members, max_bytes)
+    return entries
+
+
+def check_unpacked_size(zip_path: Path, members: list[zipfile.ZipInfo], max_bytes: int) -> None:
+    """Refuses a zip whose entries would take more than max_bytes unpacked (a zip bomb fills no disk)."""
     total = sum(info.file_size for info in members)
     if total > max_bytes:
-        raise SubmissionNotRunnable(f"{zip_name} unpacks to {total / 2**20:,.0f} MB, more than the "
+        raise SubmissionNotRunnable(f"the submission zip {zip_path} unpacks to {total / 2**20:,.0f} MB, more than the "
                                     f"{max_bytes / 2**20:,.0f} MB allowed (WBC_MAX_UNPACKED_MB)")
-    return entries
 
 
 def _refuse_special_entry(zip_name: str, info: zipfile.ZipInfo) -> None:

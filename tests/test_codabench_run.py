@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -237,15 +238,39 @@ def test_a_folder_named_like_an_output_file_in_a_submission_without_metadata_run
     assert (tmp_path / "run" / "scoring" / "input" / "res" / "predictions.csv").is_file()
 
 
-@pytest.mark.parametrize("kind", ["encrypted", "a file and a folder", "unknown method"])
-def test_a_zip_the_worker_cannot_unpack_is_one_line(bundle_root, tmp_path, kind):
-    """Every unpack problem is named, never a traceback (test_supervisor_attacks.py has each kind on the dry run)."""
+@pytest.mark.parametrize("kind, raised", [("encrypted", "RuntimeError"), ("a file and a folder", "Error"),
+                                         ("unknown method", "NotImplementedError")])
+def test_a_zip_the_worker_cannot_unpack_is_said_as_codabench_fares(bundle_root, tmp_path, kind, raised):
+    """The worker unpacks with ZipFile.extractall and catches only BadZipFile: any other error leaves the submission
+    without a result on CodaBench. The emulator says so in one line, with the ingestion's own check naming the cause
+    (test_supervisor_attacks.py has each kind on the dry run), never a traceback."""
     build, problem = ODD_ZIPS[kind]
     archive = build(tmp_path / "submission.zip")
     completed = subprocess.run([sys.executable, str(EMULATOR), str(archive), "--root", str(bundle_root)],
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr
-    assert f"status: Failed (the submission zip {archive} {problem}" in completed.stdout, completed.stdout
+    status = [line for line in completed.stdout.splitlines() if line.startswith("status:")]
+    assert len(status) == 1 and re.match(rf"status: Failed \(CodaBench's worker cannot unpack the submission: "
+                                         rf"ZipFile.extractall raises \w*{raised} ", status[0]), status
+    assert f"never gets a result; the ingestion's own check names the cause: the submission zip {archive} {problem}" \
+        in status[0]
+
+
+def test_a_zip_the_ingestion_refuses_but_the_worker_unpacks_runs_with_a_note(bundle_root, tmp_path):
+    """A link entry (not model.py): the worker's extractall makes it a text file and the run goes on; the note says
+    that a local dry run given the zip refuses it."""
+    archive = tmp_path / "linked.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("model.py", "class Model:\n    def predict(self, image):\n        return 'SNE'\n")
+        bundle.writestr("metadata", "description: linked\n")
+        link = zipfile.ZipInfo("weights.bin")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        bundle.writestr(link, "/etc/passwd")
+    result = run_submission(archive, "eval", bundle_root)
+    assert result.status == "Finished", result.reason
+    assert any(note.startswith("CodaBench's worker unpacks this zip as it is and runs it, but a local dry run given "
+                               f"the zip refuses it: the submission zip {archive} holds 'weights.bin' as a symbolic "
+                               "link") for note in result.notes), result.notes
 
 
 def test_not_a_zip_is_one_line(bundle_root, tmp_path):
@@ -255,7 +280,7 @@ def test_not_a_zip_is_one_line(bundle_root, tmp_path):
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1
     status = [line for line in completed.stdout.splitlines() if line.startswith("status:")]
-    assert len(status) == 1 and status[0].startswith(f"status: Failed (the submission {fake} is not a valid zip")
+    assert len(status) == 1 and status[0].startswith("status: Failed (Bad or empty zip file (CodaBench's worker")
     assert "Traceback" not in completed.stderr and "prediction_ingestion" not in completed.stdout  # nothing ran
 
 

@@ -37,8 +37,8 @@ from step_processes import (CANNOT_EXECUTE, CANNOT_FIND, YAML_ERRORS, ContainerR
                             metadata_command, run_containers, staged_python, step_environment, worker_command)
 from submission_files import SubmissionNotRunnable
 from tree_removal import remove_tree
-from worker_bundles import (BundleSource, NameNotUtf8, RunSetupError, extract, file_digests, stage_submission,
-                            zip_folder)
+from worker_bundles import (BundleSource, NameNotUtf8, RunSetupError, UnpackFailure, extract, file_digests,
+                            stage_submission, zip_folder)
 
 REPO = project_folders.REPO
 REPORT_NOTE_CAP_BYTES = 16 * 2**20  # a larger run_report.json is no report of the ingestion (the scorer refuses it too)
@@ -182,7 +182,7 @@ class SubmissionRun:
         try:
             prediction = self.predict()
             self.score(copies, prediction.output)
-        except (SubmissionFailed, SubmissionNotRunnable) as failure:  # the latter: the ingestion's zip checks
+        except (SubmissionFailed, SubmissionNotRunnable, UnpackFailure) as failure:
             self.result.reason = str(failure)
             return
         self.result.status = "Finished"
@@ -191,10 +191,13 @@ class SubmissionRun:
         """The prediction step, its leftovers killed and its warnings noted however it ends."""
         step = WorkerStep("prediction", self.result.workdir, self.limit, self.result.sandboxed)
         step.prepare(("program", "output", "data"))
-        left_out = stage_submission(self.submission, step.root / "program", self.bundles)
+        left_out, advice = stage_submission(self.submission, step.root / "program", self.bundles)
         if left_out:
             self.note("links and special files of the submission folder were left out of its zip: "
                       + ", ".join(left_out[:5]))
+        if advice:
+            self.note(f"CodaBench's worker unpacks this zip as it is and runs it, but a local dry run given the zip "
+                      f"refuses it: {advice}")
         for part in ("ingestion_program", "input_data"):
             zipped = self.bundles / f"{part}.zip"
             self.source.zipped(self.task[part], zipped)

@@ -18,11 +18,16 @@ import yaml
 import project_folders  # noqa: F401  (the program folders, tools/ and baselines/ importable by name)
 from competition_rules import load_competition
 from regular_files import open_regular  # the ingestion's reading of regular files only
-from submission_files import SubmissionNotRunnable, unpack_zip  # the ingestion's own zip checks
+from submission_files import (DEFAULT_MAX_UNPACKED_MB, SubmissionNotRunnable, check_unpacked_size,  # the ingestion's
+                              check_zip)  # own zip checks
 
 
 class RunSetupError(Exception):
     """The bundle cannot be staged (not a submission failure: the run never starts)."""
+
+
+class UnpackFailure(Exception):
+    """CodaBench's worker could not unpack the submission zip; the message says what the participant would see."""
 
 
 class NameNotUtf8(ValueError):
@@ -132,10 +137,13 @@ def extract(zipped: Path | io.BytesIO, destination: Path) -> None:
         archive.extractall(destination)
 
 
-def stage_submission(submission: Path, destination: Path, scratch: Path) -> list[str]:
-    """The submission zip extracted as it is, through the ingestion's own zip checks (a folder is zipped first);
-    returns what of the folder the zip left out (links and special files). SubmissionNotRunnable when the ingestion
-    would refuse the zip (not a zip, unsafe names, too large), or the folder has a name that is not UTF-8."""
+def stage_submission(submission: Path, destination: Path, scratch: Path) -> tuple[list[str], str | None]:
+    """The submission zip (a folder is zipped first) extracted as the worker's _get_bundle extracts it
+    (ZipFile.extractall, catching only BadZipFile); returns what of the folder the zip left out (links and special
+    files) and what the ingestion's own zip checks, which a local dry run given the zip applies, say against it (None:
+    nothing). UnpackFailure when the worker could not unpack it; SubmissionNotRunnable when the folder has a name that
+    is not UTF-8, or the zip unpacks to more than the ingestion allows (kept here so that no zip bomb fills this
+    machine's disk; the worker has no such limit)."""
     zipped, left_out = submission, []
     if submission.is_dir():
         zipped = scratch / "submission.zip"
@@ -146,8 +154,34 @@ def stage_submission(submission: Path, destination: Path, scratch: Path) -> list
                 f"the submission folder {error}; rename it: names must be UTF-8 (Python's zipfile cannot store this "
                 "one, and a zip tool that stores its raw bytes makes a zip whose names the ingestion refuses)"
             ) from None
-    unpack_zip(zipped, destination)
-    return left_out
+    try:
+        check_zip(zipped, max_bytes=2**63)  # every check but the size, for the advice
+        advice = None
+    except SubmissionNotRunnable as problem:
+        advice = str(problem)
+    try:
+        with zipfile.ZipFile(zipped) as archive:
+            check_unpacked_size(zipped, archive.infolist(), DEFAULT_MAX_UNPACKED_MB * 2**20)
+        extract(zipped, destination)
+    except zipfile.BadZipFile:
+        raise UnpackFailure(BAD_ZIP) from None
+    except SubmissionNotRunnable:
+        raise
+    except Exception as error:  # the worker catches nothing but BadZipFile: any other error of ZipFile counts
+        raise UnpackFailure(_uncaught(error, advice)) from None
+    return left_out, advice
+
+
+BAD_ZIP = ("Bad or empty zip file (CodaBench's worker says so after 10 tries 20 s apart: it unpacks a submission with "
+           "Python's ZipFile.extractall, which cannot read this one)")
+
+
+def _uncaught(error: Exception, advice: str | None) -> str:
+    """The outcome of an extractall error other than BadZipFile, which run_wrapper does not catch."""
+    return (f"CodaBench's worker cannot unpack the submission: ZipFile.extractall raises {type(error).__name__} "
+            f"({' '.join(str(error).split())[:200]}), an error it does not catch, so on CodaBench the submission "
+            "keeps its status and never gets a result" + (f"; the ingestion's own check names the cause: {advice}"
+                                                         if advice else ""))
 
 
 def file_digests(source: Path | io.BytesIO) -> dict:
