@@ -491,6 +491,11 @@ def test_time_limit_kills_the_step(bundle_root, tmp_path):
     assert result.status == "Failed" and result.prediction.timed_out and result.scoring is None
     assert result.reason == "Execution Time Limit exceeded. Limit was 4 seconds"
     assert result.prediction.elapsed < 30
+    completed = subprocess.run([sys.executable, str(EMULATOR), str(submission), "--root", str(bundle_root),
+                                "--time-limit", "4"], capture_output=True, text=True, timeout=120)
+    assert "status: Failed (Execution Time Limit exceeded. Limit was 4 seconds)" in completed.stdout
+    assert "prediction stderr (last lines) (not shown on CodaBench: the worker uploads a container's logs only once " \
+           "it has ended" in completed.stderr  # what the participant will not see there is marked
 
 
 @pytest.mark.skipif(step_sandbox.unavailable_reason() is not None, reason="no private root on this machine")

@@ -525,7 +525,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     elif result.status == "Failed" and result.scoring is None and result.prediction is not None:
         tail = "\n".join(result.prediction.stderr_text().splitlines()[-20:])
-        print("prediction stderr (last lines):\n" + clean_text(tail, len(tail), keep_newlines=True),
+        hidden = (" (not shown on CodaBench: the worker uploads a container's logs only once it has ended, and a "
+                  "step stopped at its time limit uploads neither logs nor output)" if result.prediction.timed_out
+                  else "")
+        print(f"prediction stderr (last lines){hidden}:\n" + clean_text(tail, len(tail), keep_newlines=True),
               file=sys.stderr)
     if result.scores is not None:
         print(result.leaderboard_row())
