@@ -31,7 +31,8 @@ from challenge_labels import SETS
 from model_messages import Answer, LoadFailed
 from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
-from output_files import PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, OutputFolder, predictions_text, report_text
+from output_files import (CLEAN_UP_SECONDS, PREDICTIONS, RUN_REPORT, SUBMISSION_LOG, OutputFolder, predictions_text,
+                          report_text)
 from reference_guard import ReferenceExposedError, check_no_reference
 from run_report import ERRORS_SHOWN, TEXT_CAP, WARNINGS_SHOWN, RunReport, SetFigures, clean_text, throughput
 from requirements_check import check_requirements
@@ -186,19 +187,26 @@ def run(input_dir: Path, output_dir: Path, program_dir: Path, submission: Path, 
 
 
 def supervise(state: Run, program_dir: Path, budget: TimeBudget, console: TextIO) -> RunReport:
-    """ingest(), then finish() and write_outputs() however it ended; the report written."""
+    """ingest(), then finish() and write_outputs() however it ended; the report written, then the temporary folder
+    removed (after the report: whatever the model left there cannot hold it up)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="wbc_ingestion_"))
     try:
-        status, reason = ingest(state, program_dir, temp_dir, budget, state.workers, console)
-    except Exception as exc:  # a bug in ingestion itself: still leave a report, then show the traceback
-        reason = f"internal error in the ingestion program while {state.stage}: {type(exc).__name__}: {exc}"
-        finish(state, temp_dir, budget)
-        write_outputs(state, "failed", reason)
-        raise
-    finish(state, temp_dir, budget)
-    if status == "ok" and budget.stopped_by:  # a signal while the model's processes were being stopped
-        status, reason = "failed", stop_reason(state, budget, Interrupted(budget.stopped_by))
-    write_outputs(state, status, reason)
+        try:
+            status, reason = ingest(state, program_dir, temp_dir, budget, state.workers, console)
+        except Exception as exc:  # a bug in ingestion itself: still leave a report, then show the traceback
+            reason = f"internal error in the ingestion program while {state.stage}: {type(exc).__name__}: {exc}"
+            finish(state, budget)
+            write_outputs(state, "failed", reason)
+            raise
+        finish(state, budget)
+        if status == "ok" and budget.stopped_by:  # a signal while the model's processes were being stopped
+            status, reason = "failed", stop_reason(state, budget, Interrupted(budget.stopped_by))
+        write_outputs(state, status, reason)
+    finally:
+        try:
+            remove_tree(temp_dir)  # however deep the model's leftovers go
+        except OSError as error:
+            print(f"[ingestion] the temporary folder {temp_dir} could not be removed: {error}", file=sys.stderr)
     return state.report
 
 
@@ -407,9 +415,8 @@ def judge_error_rate(state: Run) -> tuple:
     return "ok", None
 
 
-def finish(state: Run, temp_dir: Path, budget: TimeBudget) -> None:
-    """Stop the model (freeze and kill every process it started), close the log and the input zips, remove the temp
-    folder."""
+def finish(state: Run, budget: TimeBudget) -> None:
+    """Stop the model (freeze and kill every process it started), close the log and the input zips."""
     state.stage = "finishing the run"
     if state.model is not None:
         leftovers = state.model.stop()  # the watchdog stays armed: nothing the model does can hold this up
@@ -425,10 +432,6 @@ def finish(state: Run, temp_dir: Path, budget: TimeBudget) -> None:
                                   f"({state.log.write_error}; a disk the submission filled?)")
     for source in state.zips.values():
         source.close()
-    try:
-        remove_tree(temp_dir)  # however deep the model's leftovers go
-    except OSError as error:
-        state.warnings.append(f"the temporary folder {temp_dir} could not be removed: {error}")
 
 
 def set_figures(state: Run, now: float) -> dict[str, SetFigures]:
@@ -482,15 +485,24 @@ def write_outputs(state: Run, status: str, reason: str | None) -> None:
     An output that cannot be written (a full disk, a read-only folder, a file-size limit) fails the run by name; when
     the report itself cannot be written, OutputsNotWritten says why."""
     output = state.output
-    found = state.unexpected_output_files = output.foreign()
-    kept = output.clean_up()
+    try:
+        found = state.unexpected_output_files = output.foreign()
+        kept = output.clean_up()
+    except OSError as error:  # the folder itself cannot be listed: the writes below say whether it can be used
+        found, kept = [], []
+        state.warnings.append(f"the output folder {output.path} could not be checked for what the submission left: "
+                              f"{error.strerror or error}")
     if found:
         state.warnings.append("the submission wrote into the output folder (removed before the outputs were "
                               "written): " + ", ".join(found[:5]) + (f" and {len(found) - 5} more" if found[5:] else "")
-                              + (f"; could not be removed: {', '.join(kept[:5])}" if kept else ""))
+                              + (f"; not removed (in {CLEAN_UP_SECONDS:g} s, or at all): {', '.join(kept[:5])}"
+                                 if kept else ""))
     if output.replaced:
         state.warnings.append(f"the output folder {output.path} was removed or replaced during the run; it was "
                               "made again")
+    if output.moved:
+        state.warnings.append(f"the output folder {output.path} was moved during the run (a folder above it was "
+                              "renamed); the outputs were written into the folder itself, wherever it now is")
     probabilities, unwritten, predictions_written = None, [], False
     if state.with_predictions:
         text, probabilities = predictions_text(state.results)
@@ -506,6 +518,8 @@ def write_outputs(state: Run, status: str, reason: str | None) -> None:
     except OSError as error:
         raise OutputsNotWritten(f"the ingestion program could not write {RUN_REPORT} in {output.path}: "
                                 f"{error.strerror or error}; the run is lost ({reason or 'it had ended ok'})") from None
+    finally:
+        output.close()
 
 
 def _write(unwritten: list[str], name: str, write: Callable[[], None]) -> bool:

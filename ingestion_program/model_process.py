@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -148,6 +149,7 @@ class ModelProcess:
         self._answers = answers_read  # read piece by piece (_read_exactly), never blocking
         os.set_blocking(answers_read, False)
         self.fatal = None
+        self._left_after_exit: int | None = None  # bytes of the answer channel still the model process's own
         self.memory_limit_mb = None  # from the load settings, for the out-of-memory reason
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
@@ -199,22 +201,30 @@ class ModelProcess:
         return message
 
     def _read_exactly(self, size: int) -> bytes:
-        """`size` bytes of the answer channel as they arrive; ModelEnded at its end, or once the process has exited
-        with nothing left to read. A process it started may hold the channel open, so the channel's end alone does
-        not say the model is gone, even midway through a message: without this, a crash would be reported as the time
-        budget running out."""
+        """`size` bytes of the answer channel as they arrive; ModelEnded at its end, or once the model's process has
+        exited and what it wrote before is read. A process it started may hold the channel open and go on writing,
+        so neither the channel's end nor its silence says the model is gone, even midway through a message: without
+        this, a crash would be reported as the time budget running out."""
         data = bytearray()
         while len(data) < size:
-            while not wait([self._answers], EXIT_POLL_SECONDS):
-                if self.popen.poll() is not None and not wait([self._answers], 0):
-                    raise ModelEnded(self.ending())
+            if self._left_after_exit is None and self.popen.poll() is not None:
+                # written before the exit, so in the pipe now; anything after is not the model's process
+                self._left_after_exit = int.from_bytes(fcntl.ioctl(self._answers, termios.FIONREAD, bytes(4)),
+                                                       sys.byteorder)
+            if self._left_after_exit == 0:
+                raise ModelEnded(self.ending())
+            if not wait([self._answers], EXIT_POLL_SECONDS):
+                continue
+            wanted = size - len(data) if self._left_after_exit is None else min(size - len(data), self._left_after_exit)
             try:
-                chunk = os.read(self._answers, size - len(data))
+                chunk = os.read(self._answers, wanted)
             except BlockingIOError:
                 continue
             if not chunk:
                 raise ModelEnded(self.ending())
             data += chunk
+            if self._left_after_exit is not None:
+                self._left_after_exit -= len(chunk)
         return bytes(data)
 
     def _fatal_reason(self, text: str) -> str:
@@ -223,7 +233,8 @@ class ModelProcess:
             limit = (f"the memory limit is {self.memory_limit_mb} MB (WBC_MEMORY_LIMIT_MB)" if self.memory_limit_mb
                      else "no memory limit was set")
             return f"the submission ran out of memory (MemoryError; {limit})"
-        return f"the ingestion's runner could not go on with what the submission's code did; its process said: {text}"
+        return (f"the ingestion's runner could not go on with what the submission's code did; its process said: "
+                f'"{text}"')
 
     @staticmethod
     def _broken(error: ProtocolError) -> ModelEnded:

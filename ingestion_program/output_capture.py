@@ -20,7 +20,9 @@ class CappedLog:
         self.kept_bytes = 0
         self.write_error: str | None = None  # why the log stopped being kept before the cap (a full disk)
         self._read_fd, self.write_fd = os.pipe()
-        self._log = tempfile.TemporaryFile()  # O_TMPFILE on Linux: it never has a name
+        # O_TMPFILE on Linux: it never has a name. Unbuffered: a write that fails (a full disk) fails in _drain, where
+        # it is caught, never later in a flush.
+        self._log = tempfile.TemporaryFile(buffering=0)
         self._reader = threading.Thread(target=self._drain, name="submission-output", daemon=True)
         self._reader.start()
 

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +28,7 @@ OUTPUT_NAMES = (PREDICTIONS, SUBMISSION_LOG, RUN_REPORT)
 FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_DEPTH = 32  # folder levels the clean-up looks into; a deeper entry goes with its foreign ancestor
+CLEAN_UP_SECONDS = 30.0  # the most the removals before the outputs may take (within the budget's end margin)
 
 
 def predictions_text(results: dict[tuple[str, str], tuple]) -> tuple[str, bool]:
@@ -50,17 +52,20 @@ def report_text(report: dict) -> str:
 
 
 class OutputFolder:
-    """The output folder of one run: prepare() before the model starts, then foreign(), clean_up() and write() once
-    its processes are gone."""
+    """The output folder of one run: prepare() before the model starts (the folder is held open from then on), then
+    foreign(), clean_up() and write() once its processes are gone, and close()."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.before: dict[str, str] = {}
-        self.replaced = False  # the folder was gone, or no longer a folder, after prepare(): it was made again
+        self.replaced = False  # the folder was deleted during the run: a new one was made at its path
+        self.moved = False  # the path no longer leads to the folder (a folder above it was renamed)
+        self._held: int | None = None
+        self._deadline: float | None = None  # set by clean_up: the removals after it share CLEAN_UP_SECONDS
 
     def prepare(self) -> None:
-        """Create the folder, remove a previous run's outputs (whatever they are now: a file, a folder, a link) and
-        remember what else is there: the clean-up keeps it."""
+        """Create the folder and hold it, remove a previous run's outputs (whatever they are now: a file, a folder, a
+        link) and remember what else is there: the clean-up keeps it."""
         self.path.mkdir(parents=True, exist_ok=True)
         with self._opened() as folder:
             for name in OUTPUT_NAMES:
@@ -70,55 +75,92 @@ class OutputFolder:
 
     def foreign(self) -> list[str]:
         """What the submission left, sorted: every link, FIFO, socket or device, and each file or folder ('name/')
-        that was not there before the run, a new folder standing for everything in it."""
+        that was not there before the run; a new folder is not looked into, it stands for everything in it."""
         with self._opened() as folder:
-            now = _entries(folder)
-        paths = _foreign(now, self.before)
-        new_folders = {path for path in paths if now[path] == "folder"}
-        return sorted(f"{path}/" if now[path] == "folder" else path for path in paths
-                      if now[path] == "other" or not _in_any(path, new_folders))
+            now = self._entries_now(folder)
+        return sorted(f"{path}/" if now[path] == "folder" else path for path in _foreign(now, self.before))
+
+    def clean_up(self) -> list[str]:
+        """Before the first write: remove every foreign entry (an output the submission planted first), for at most
+        CLEAN_UP_SECONDS; returns the ones left (that could not be removed, or not in time)."""
+        self._deadline = time.monotonic() + CLEAN_UP_SECONDS
+        left = []
+        with self._opened() as folder:
+            now = self._entries_now(folder)
+            for path in sorted(_foreign(now, self.before), key=lambda path: path not in OUTPUT_NAMES):
+                try:
+                    _remove(folder, path, self._deadline)
+                except OSError:  # TimeoutError too
+                    left.append(path)
+        return left
 
     def write(self, name: str, fill: Callable[[BinaryIO], None]) -> None:
-        """Write one output: `fill` writes the content into a fresh file, which then takes the name."""
+        """Write one output: `fill` writes the content into a fresh file, which then takes the name; a file that
+        cannot be finished is removed again."""
         with self._opened() as folder:
             partial = f".{name}.{secrets.token_hex(8)}.partial"
-            with os.fdopen(os.open(partial, NEW_FILE_FLAGS, 0o666, dir_fd=folder), "wb") as handle:
-                fill(handle)
-            _remove_folder(folder, name)  # os.replace takes the place of a file, a link or a FIFO, not of a folder
-            os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+            try:
+                with os.fdopen(os.open(partial, NEW_FILE_FLAGS, 0o666, dir_fd=folder), "wb") as handle:
+                    fill(handle)
+                if _kind(folder, name) == "folder":  # os.replace takes the place of a file, a link, not a folder
+                    remove_tree(name, dir_fd=folder, deadline=self._deadline)
+                os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+            except BaseException:
+                _unlink_quietly(folder, partial)
+                raise
 
     def write_text(self, name: str, text: str) -> None:
         self.write(name, lambda handle: handle.write(text.encode("utf-8")))
 
-    def clean_up(self) -> list[str]:
-        """Before the first write: remove every foreign entry (an output the submission planted too); returns the
-        ones that could not be removed."""
-        failed = []
-        with self._opened() as folder:
-            now = _entries(folder)
-            paths = _foreign(now, self.before)
-            folders = [path for path in paths if now[path] == "folder"]
-            for path in paths:
-                if any(_under(path, other) for other in folders):
-                    continue  # removed with its folder
-                try:
-                    _remove(folder, path)
-                except OSError:
-                    failed.append(path)
-        return failed
+    def close(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
+
+    def _entries_now(self, folder: int) -> dict[str, str]:
+        """_entries, looking only into the folders that were there before the run: a new folder goes whole, so a
+        model that leaves millions of entries costs a listing of what it left at the top, not of all of it."""
+        return _entries(folder, into={path for path, kind in self.before.items() if kind == "folder"})
 
     def _opened(self) -> "_Descriptor":
-        """The folder's descriptor, never through a link. When the path is gone, or no longer a folder (the submission
-        replaced it), what is there is removed and a new folder made."""
+        """The folder's descriptor: the folder held since prepare(), wherever it now is (a folder above it may have
+        been renamed: on CodaBench it is the mounted folder the worker uploads). When it was deleted, or before
+        prepare() holds one, the path is opened, never through a link; what is there instead (a link, a file) is
+        removed and a new folder made."""
+        if self._held is not None and os.fstat(self._held).st_nlink > 0:
+            self.moved = self.moved or not _same_file(self.path, self._held)
+            return _Descriptor(os.dup(self._held))
+        if self._held is not None:
+            self.replaced = True
         try:
-            return _Descriptor(os.open(self.path, FOLDER_FLAGS))
+            fd = os.open(self.path, FOLDER_FLAGS)
         except FileNotFoundError:
-            pass
+            fd = None
         except OSError:  # a link (ELOOP) or another kind of file (ENOTDIR)
             self.path.unlink()
-        self.replaced = True
-        self.path.mkdir(parents=True, exist_ok=True)
-        return _Descriptor(os.open(self.path, FOLDER_FLAGS))
+            fd = None
+        if fd is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, FOLDER_FLAGS)
+        self.close()
+        self._held = os.dup(fd)
+        return _Descriptor(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether the path (not followed) is the file open at fd."""
+    try:
+        here, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _unlink_quietly(folder: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=folder)
+    except OSError:
+        pass
 
 
 class _Descriptor(int):
@@ -140,23 +182,31 @@ def _kind(folder: int, relative: str) -> str | None:
     return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
 
 
-def _entries(folder: int, prefix: str = "", depth: int = 0) -> dict[str, str]:
-    """{relative path: kind} of everything under the folder (down to MAX_DEPTH), links never followed."""
+def _entries(folder: int, prefix: str = "", depth: int = 0, into: set[str] | None = None) -> dict[str, str]:
+    """{relative path: kind} of everything under the folder (down to MAX_DEPTH, and only into the folders `into`
+    names when given), links never followed; an entry that cannot be examined (a folder the model made unreadable)
+    is left out."""
     found = {}
     with os.scandir(folder) as listing:
         names = [entry.name for entry in listing]
     for name in names:
-        kind = _kind(folder, name)
+        try:
+            kind = _kind(folder, name)
+        except OSError:
+            continue
         if kind is None:
             continue
         found[prefix + name] = kind
-        if kind == "folder" and depth < MAX_DEPTH:
+        if kind == "folder" and depth < MAX_DEPTH and (into is None or prefix + name in into):
             try:
                 inner = os.open(name, FOLDER_FLAGS, dir_fd=folder)
             except OSError:
                 continue
             with _Descriptor(inner):
-                found.update(_entries(inner, f"{prefix}{name}/", depth + 1))
+                try:
+                    found.update(_entries(inner, f"{prefix}{name}/", depth + 1, into))
+                except OSError:
+                    continue
     return found
 
 
@@ -166,25 +216,10 @@ def _foreign(now: dict[str, str], before: dict[str, str]) -> list[str]:
     return [path for path, kind in now.items() if kind == "other" or before.get(path) != kind]
 
 
-def _under(path: str, folder: str) -> bool:
-    return path.startswith(f"{folder}/")
-
-
-def _in_any(path: str, folders: set[str]) -> bool:
-    """Whether the path lies inside one of the folders (checked by its ancestors: as fast for thousands of them)."""
-    parts = path.split("/")
-    return any("/".join(parts[:depth]) in folders for depth in range(1, len(parts)))
-
-
-def _remove_folder(folder: int, name: str) -> None:
-    if _kind(folder, name) == "folder":
-        remove_tree(name, dir_fd=folder)
-
-
-def _remove(folder: int, relative: str) -> None:
+def _remove(folder: int, relative: str, deadline: float | None = None) -> None:
     """Remove the entry, whatever it is (a folder with everything in it); a link is removed, never followed."""
     kind = _kind(folder, relative)
     if kind == "folder":
-        remove_tree(relative, dir_fd=folder)
+        remove_tree(relative, dir_fd=folder, deadline=deadline)
     elif kind is not None:
         os.unlink(relative, dir_fd=folder)

@@ -9,19 +9,23 @@ are dead: nothing may change the tree meanwhile.
 import os
 import secrets
 import stat
+import time
 
 FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-def remove_tree(name: str | os.PathLike, dir_fd: int | None = None) -> None:
+def remove_tree(name: str | os.PathLike, dir_fd: int | None = None, deadline: float | None = None) -> None:
     """Remove the folder `name` (relative to dir_fd when given) with everything in it; a link inside is removed,
-    never followed. OSError if something cannot be removed."""
+    never followed. OSError if something cannot be removed; TimeoutError (an OSError) once time.monotonic() passes
+    `deadline`, with the rest left."""
     _unlock(name, dir_fd)
     top = os.open(name, FOLDER_FLAGS, dir_fd=dir_fd)
     try:
         with os.scandir(top) as listing:
             queue = [entry.name for entry in listing]
         while queue:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{len(queue)} entries of {os.fsdecode(name)} not removed in the time allowed")
             entry = queue.pop()
             if not stat.S_ISDIR(os.stat(entry, dir_fd=top, follow_symlinks=False).st_mode):
                 os.unlink(entry, dir_fd=top)

@@ -2,6 +2,8 @@
 import io
 import json
 import math
+import os
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +16,7 @@ import ingestion
 from model_outputs import CLASSES, PredictionError, checked_answer
 from output_files import predictions_text
 from requirements_check import NOT_INSTALLED, check_requirements, logical_lines
+from tree_removal import remove_tree
 from zip_images import InputZip, ZipReader, decoded_batches, list_images, to_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,3 +144,17 @@ def test_the_scorer_reads_the_run_report_with_the_same_record():
     """Each program folder is self-contained, so the record is copied; the copies must not drift."""
     assert (REPO / "scoring_program" / "run_report.py").read_text() == (
         REPO / "ingestion_program" / "run_report.py").read_text()
+
+
+def test_tree_removal_stops_at_its_deadline_and_says_what_is_left(tmp_path):
+    """The clean-up before the outputs shares a time limit: a tree too large for it is left, by name, not removed
+    past the budget's end margin."""
+    for index in range(50):
+        (tmp_path / "junk" / str(index)).mkdir(parents=True)
+    folder = os.open(tmp_path, os.O_RDONLY)
+    with pytest.raises(TimeoutError, match=r"^\d+ entries of junk not removed in the time allowed$"):
+        remove_tree("junk", dir_fd=folder, deadline=time.monotonic() - 1)
+    os.close(folder)
+    assert (tmp_path / "junk").is_dir()
+    remove_tree(tmp_path / "junk")
+    assert not (tmp_path / "junk").exists()

@@ -158,7 +158,7 @@ class Model:
 """
     done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model))
     failed_by_name(done, report, "the ingestion's runner could not go on with what the submission's code did; its "
-                                 "process said: time budget of 540 s exceeded (the platform failed; not your fault)")
+                                 'process said: "time budget of 540 s exceeded (the platform failed; not your fault)"')
 
 
 # --- 2. The pixel buffer --------------------------------------------------------------------------------------------
@@ -299,6 +299,53 @@ def test_trees_too_deep_for_shutil_are_removed_and_the_run_reported(tmp_path):
     assert list(temp.iterdir()) == []  # the supervisor's temporary folder, the unpacked submission in it, is gone
 
 
+def test_many_entries_left_in_the_output_folder_cost_a_listing_not_a_product(tmp_path):
+    """2,000 new folders of 20 files each (42,000 entries): each new folder goes whole, so the clean-up is one
+    listing of the top and one removal per entry, not every path checked against every folder (minutes)."""
+    model = f"""
+import os
+from pathlib import Path
+class Model:
+    def load(self):
+        out = Path({SUPERVISOR_ARGV}[3])
+        for index in range(2000):
+            (out / f"junk{{index}}").mkdir()
+            for name in range(20):
+                (out / f"junk{{index}}" / str(name)).touch()
+    def predict(self, image):
+        return "SNE"
+"""
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), timeout=60)
+    assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
+    assert report["warnings"] == ["the submission wrote into the output folder (removed before the outputs were "
+                                  "written): junk0/, junk1/, junk10/, junk100/, junk1000/ and 1995 more"]
+    assert sorted(p.name for p in output.iterdir()) == ["predictions.csv", "run_report.json", "submission_output.log"]
+
+
+def test_an_output_folder_moved_away_still_gets_the_outputs(tmp_path):
+    """The model renames the folder above the output folder and puts forged outputs at the old path. On CodaBench the
+    output folder is a mount the worker uploads, wherever it is moved: the supervisor writes into the folder it was
+    given, held open since the start, and says it was moved."""
+    model = f"""
+import os
+from pathlib import Path
+class Model:
+    def load(self):
+        out = Path({SUPERVISOR_ARGV}[3])
+        out.parent.rename(out.parent.with_name("moved"))
+        out.mkdir(parents=True)
+        (out / "run_report.json").write_text('{{"status": "ok", "forged": true}}')
+    def predict(self, image):
+        return "SNE"
+"""
+    root = tmp_path / "mount"
+    done, report, _ = ingest(root, make_submission(tmp_path / "sub", model), make_input(tmp_path / "input_data"))
+    moved = json.loads((tmp_path / "moved" / "output" / "run_report.json").read_text())
+    assert done.returncode == 0 and moved["status"] == "ok" and "forged" not in moved, done.stderr[-3000:]
+    assert moved["warnings"] == [f"the output folder {root / 'output'} was moved during the run (a folder above it "
+                                 "was renamed); the outputs were written into the folder itself, wherever it now is"]
+
+
 def test_outputs_that_cannot_be_written_are_named_not_a_traceback(tmp_path):
     """The model lowers its supervisor's file-size limit (same user: prlimit is allowed), so no output can be written:
     the console says which file could not be written and why, and the run fails (exit 1) without a traceback."""
@@ -308,6 +355,7 @@ resource.prlimit(os.getppid(), resource.RLIMIT_FSIZE, (1, 1))
 """)
     done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), timeout=60)
     assert done.returncode == 1 and report is None, done.stderr[-3000:]
+    assert not [path.name for path in output.iterdir() if path.name.endswith(".partial")]  # none left half written
     assert (f"failed: the ingestion program could not write run_report.json in {output}: File too large; the run is "
             f"lost (the ingestion program could not write predictions.csv: File too large in {output})") in done.stderr
     assert "Traceback" not in done.stderr
@@ -497,6 +545,11 @@ HALF_A_MESSAGE = {  # what the model's process writes on its answer channel (sys
     "nothing": "",
     "a length alone": "os.write(int(sys.argv[2]), (1000).to_bytes(4, 'big'))",
     "a length and part of its message": "os.write(int(sys.argv[2]), (1000).to_bytes(4, 'big') + b'{\"items')",
+    "a length, then a child dripping a byte every 0.1 s": (
+        "os.write(int(sys.argv[2]), (1000).to_bytes(4, 'big'))\n"
+        "        if os.fork() == 0:\n"
+        "            for _ in range(3000): os.write(int(sys.argv[2]), b' '); time.sleep(0.1)\n"
+        "            os._exit(0)"),
 }
 
 
