@@ -203,10 +203,10 @@ def supervise(state: Run, program_dir: Path, budget: TimeBudget, console: TextIO
             status, reason = "failed", stop_reason(state, budget, Interrupted(budget.stopped_by))
         write_outputs(state, status, reason)
     finally:
-        try:
-            remove_tree(temp_dir)  # however deep the model's leftovers go
+        try:  # however deep the model's leftovers go, and no longer than the outputs' clean-up may take
+            remove_tree(temp_dir, deadline=time.monotonic() + CLEAN_UP_SECONDS)
         except OSError as error:
-            print(f"[ingestion] the temporary folder {temp_dir} could not be removed: {error}", file=sys.stderr)
+            say(console, f"the temporary folder {temp_dir} was not removed: {error}")
     return state.report
 
 
@@ -501,8 +501,8 @@ def write_outputs(state: Run, status: str, reason: str | None) -> None:
         state.warnings.append(f"the output folder {output.path} was removed or replaced during the run; it was "
                               "made again")
     if output.moved:
-        state.warnings.append(f"the output folder {output.path} was moved during the run (a folder above it was "
-                              "renamed); the outputs were written into the folder itself, wherever it now is")
+        state.warnings.append(f"the output folder {output.path} was moved during the run (it, or a folder above it, "
+                              "was renamed); the outputs were written both at its path and into the moved folder")
     probabilities, unwritten, predictions_written = None, [], False
     if state.with_predictions:
         text, probabilities = predictions_text(state.results)

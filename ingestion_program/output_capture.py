@@ -35,12 +35,22 @@ class CappedLog:
             while chunk := pipe.read(1 << 16):
                 room = self.cap_bytes - self.kept_bytes
                 if room > 0 and self.write_error is None:
-                    try:
-                        self._log.write(chunk[:room])
-                        self.kept_bytes += min(room, len(chunk))
-                    except OSError as error:  # the model filled the disk: keep draining and counting, never block it
-                        self.write_error = error.strerror or str(error)
+                    self._keep(chunk[:room])
                 self.total_bytes += len(chunk)
+
+    def _keep(self, data: bytes) -> None:
+        """Write data to the log file, all of it (an unbuffered write may take only part); on failure, a full disk
+        say, note why and keep nothing more (the drain goes on, counting, so the model never blocks)."""
+        view = memoryview(data)
+        try:
+            while view:
+                written = self._log.write(view)
+                if not written:
+                    raise OSError(f"the log file took no more bytes after {self.kept_bytes}")
+                self.kept_bytes += written
+                view = view[written:]
+        except OSError as error:
+            self.write_error = error.strerror or str(error)
 
     def close_writer(self) -> None:
         """Close the supervisor's copy of the write end (once the model process holds its own)."""
@@ -59,7 +69,7 @@ class CappedLog:
                 self.write_error = error.strerror or str(error)
 
     def copy_to(self, target: BinaryIO) -> None:
-        """Write the log into target (a file the supervisor opened), then discard it."""
+        """Write the log into target (a file the supervisor opened), from its start each time: an output folder that
+        was moved gets it too."""
         self._log.seek(0)
         shutil.copyfileobj(self._log, target)
-        self._log.close()

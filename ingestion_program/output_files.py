@@ -29,6 +29,7 @@ FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_DEPTH = 32  # folder levels the clean-up looks into; a deeper entry goes with its foreign ancestor
 CLEAN_UP_SECONDS = 30.0  # the most the removals before the outputs may take (within the budget's end margin)
+OUTPUT_REMOVAL_SECONDS = 5.0  # what a folder left at an output's name still gets after that
 
 
 def predictions_text(results: dict[tuple[str, str], tuple]) -> tuple[str, bool]:
@@ -53,13 +54,17 @@ def report_text(report: dict) -> str:
 
 class OutputFolder:
     """The output folder of one run: prepare() before the model starts (the folder is held open from then on), then
-    foreign(), clean_up() and write() once its processes are gone, and close()."""
+    foreign(), clean_up() and write() once its processes are gone, and close().
+
+    The outputs go to the folder at the path, which the scorer reads, and also to the folder held since prepare()
+    when a rename took that one elsewhere: on CodaBench the output folder is a mount that the worker uploads wherever
+    it is. A folder at the path that is not the held one was made by the submission: all of it is foreign."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.before: dict[str, str] = {}
-        self.replaced = False  # the folder was deleted during the run: a new one was made at its path
-        self.moved = False  # the path no longer leads to the folder (a folder above it was renamed)
+        self.replaced = False  # the folder at the path was gone, or no longer a folder: one was made again
+        self.moved = False  # the folder prepare() held is no longer at the path, but still exists
         self._held: int | None = None
         self._deadline: float | None = None  # set by clean_up: the removals after it share CLEAN_UP_SECONDS
 
@@ -67,47 +72,64 @@ class OutputFolder:
         """Create the folder and hold it, remove a previous run's outputs (whatever they are now: a file, a folder, a
         link) and remember what else is there: the clean-up keeps it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with self._opened() as folder:
-            for name in OUTPUT_NAMES:
-                _remove(folder, name)
-            self.before = _entries(folder)
+        with self._open_path() as folder:
+            self._held = os.dup(folder)
+            try:
+                for name in OUTPUT_NAMES:
+                    _remove(folder, name)
+                self.before = _entries(folder)
+            except BaseException:
+                self.close()
+                raise
         self.replaced = False
 
     def foreign(self) -> list[str]:
         """What the submission left, sorted: every link, FIFO, socket or device, and each file or folder ('name/')
         that was not there before the run; a new folder is not looked into, it stands for everything in it."""
-        with self._opened() as folder:
-            now = self._entries_now(folder)
-        return sorted(f"{path}/" if now[path] == "folder" else path for path in _foreign(now, self.before))
+        found = set()
+        for folder, before in self._folders():
+            with folder:
+                now = _entries(folder, into=_folders_of(before))
+            found.update(f"{path}/" if now[path] == "folder" else path for path in _foreign(now, before))
+        return sorted(found)
 
     def clean_up(self) -> list[str]:
-        """Before the first write: remove every foreign entry (an output the submission planted first), for at most
-        CLEAN_UP_SECONDS; returns the ones left (that could not be removed, or not in time)."""
+        """Before the first write: remove every foreign entry (the submission's own run_report.json and other outputs
+        first), for at most CLEAN_UP_SECONDS; returns the ones left (that could not be removed, or not in time)."""
         self._deadline = time.monotonic() + CLEAN_UP_SECONDS
         left = []
-        with self._opened() as folder:
-            now = self._entries_now(folder)
-            for path in sorted(_foreign(now, self.before), key=lambda path: path not in OUTPUT_NAMES):
-                try:
-                    _remove(folder, path, self._deadline)
-                except OSError:  # TimeoutError too
-                    left.append(path)
+        for folder, before in self._folders():
+            with folder:
+                now = _entries(folder, into=_folders_of(before))
+                for path in sorted(_foreign(now, before), key=_removal_order):
+                    try:
+                        if time.monotonic() > self._deadline:
+                            raise TimeoutError
+                        _remove(folder, path, self._deadline)
+                    except OSError:  # TimeoutError too
+                        left.append(path)
         return left
 
     def write(self, name: str, fill: Callable[[BinaryIO], None]) -> None:
-        """Write one output: `fill` writes the content into a fresh file, which then takes the name; a file that
-        cannot be finished is removed again."""
-        with self._opened() as folder:
-            partial = f".{name}.{secrets.token_hex(8)}.partial"
-            try:
-                with os.fdopen(os.open(partial, NEW_FILE_FLAGS, 0o666, dir_fd=folder), "wb") as handle:
-                    fill(handle)
-                if _kind(folder, name) == "folder":  # os.replace takes the place of a file, a link, not a folder
-                    remove_tree(name, dir_fd=folder, deadline=self._deadline)
-                os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
-            except BaseException:
-                _unlink_quietly(folder, partial)
-                raise
+        """Write one output into each output folder: `fill` writes the content into a fresh file, which then takes
+        the name; a file that cannot be finished is removed again."""
+        folders = [folder for folder, _ in self._folders()]
+        try:
+            for folder in folders:
+                partial = f".{name}.{secrets.token_hex(8)}.partial"
+                try:
+                    with os.fdopen(os.open(partial, NEW_FILE_FLAGS, 0o666, dir_fd=folder), "wb") as handle:
+                        fill(handle)
+                    if _kind(folder, name) == "folder":  # os.replace takes the place of a file, a link, not a folder
+                        remove_tree(name, dir_fd=folder, deadline=max(self._deadline or 0.0,
+                                                                      time.monotonic() + OUTPUT_REMOVAL_SECONDS))
+                    os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+                except BaseException:
+                    _unlink_quietly(folder, partial)
+                    raise
+        finally:
+            for folder in folders:
+                os.close(folder)
 
     def write_text(self, name: str, text: str) -> None:
         self.write(name, lambda handle: handle.write(text.encode("utf-8")))
@@ -117,43 +139,45 @@ class OutputFolder:
             os.close(self._held)
             self._held = None
 
-    def _entries_now(self, folder: int) -> dict[str, str]:
-        """_entries, looking only into the folders that were there before the run: a new folder goes whole, so a
-        model that leaves millions of entries costs a listing of what it left at the top, not of all of it."""
-        return _entries(folder, into={path for path, kind in self.before.items() if kind == "folder"})
-
-    def _opened(self) -> "_Descriptor":
-        """The folder's descriptor: the folder held since prepare(), wherever it now is (a folder above it may have
-        been renamed: on CodaBench it is the mounted folder the worker uploads). When it was deleted, or before
-        prepare() holds one, the path is opened, never through a link; what is there instead (a link, a file) is
-        removed and a new folder made."""
-        if self._held is not None and os.fstat(self._held).st_nlink > 0:
-            self.moved = self.moved or not _same_file(self.path, self._held)
-            return _Descriptor(os.dup(self._held))
-        if self._held is not None:
+    def _folders(self) -> list[tuple["_Descriptor", dict[str, str]]]:
+        """(descriptor, what it held before the run) of each folder the outputs go to: the folder at the path, then
+        the held folder when it is elsewhere and still exists."""
+        at_path = self._open_path()
+        if self._held is None or _same_file(at_path, self._held):
+            return [(at_path, self.before)]
+        if os.fstat(self._held).st_nlink == 0:  # deleted: the folder at the path is the submission's own
             self.replaced = True
+            return [(at_path, {})]
+        self.moved = True
+        return [(at_path, {}), (_Descriptor(os.dup(self._held)), self.before)]
+
+    def _open_path(self) -> "_Descriptor":
+        """The folder at the path, never through a link: what is there instead (a link, a file) is removed and a new
+        folder made, as when nothing is there."""
         try:
-            fd = os.open(self.path, FOLDER_FLAGS)
+            return _Descriptor(os.open(self.path, FOLDER_FLAGS))
         except FileNotFoundError:
-            fd = None
+            pass
         except OSError:  # a link (ELOOP) or another kind of file (ENOTDIR)
             self.path.unlink()
-            fd = None
-        if fd is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, FOLDER_FLAGS)
-        self.close()
-        self._held = os.dup(fd)
-        return _Descriptor(fd)
+        self.replaced = True
+        self.path.mkdir(parents=True, exist_ok=True)
+        return _Descriptor(os.open(self.path, FOLDER_FLAGS))
 
 
-def _same_file(path: Path, fd: int) -> bool:
-    """Whether the path (not followed) is the file open at fd."""
-    try:
-        here, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+def _folders_of(before: dict[str, str]) -> set[str]:
+    return {path for path, kind in before.items() if kind == "folder"}
+
+
+def _removal_order(path: str) -> tuple:
+    """The report first, then the other outputs, then the rest: what blocks an output goes before the time runs out."""
+    return (path != RUN_REPORT, path not in OUTPUT_NAMES)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    """Whether two descriptors are open on the same file."""
+    first, second = os.fstat(fd), os.fstat(other)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _unlink_quietly(folder: int, name: str) -> None:

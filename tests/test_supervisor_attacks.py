@@ -300,15 +300,16 @@ def test_trees_too_deep_for_shutil_are_removed_and_the_run_reported(tmp_path):
 
 
 def test_many_entries_left_in_the_output_folder_cost_a_listing_not_a_product(tmp_path):
-    """2,000 new folders of 20 files each (42,000 entries): each new folder goes whole, so the clean-up is one
-    listing of the top and one removal per entry, not every path checked against every folder (minutes)."""
+    """5,000 new folders of 20 files each (105,000 entries): each new folder goes whole, so the clean-up is one
+    listing of the top and one removal per entry (seconds), not every path checked against every folder (minutes,
+    past the test's timeout)."""
     model = f"""
 import os
 from pathlib import Path
 class Model:
     def load(self):
         out = Path({SUPERVISOR_ARGV}[3])
-        for index in range(2000):
+        for index in range(5000):
             (out / f"junk{{index}}").mkdir()
             for name in range(20):
                 (out / f"junk{{index}}" / str(name)).touch()
@@ -318,32 +319,38 @@ class Model:
     done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model), timeout=60)
     assert done.returncode == 0 and report["status"] == "ok", done.stderr[-3000:]
     assert report["warnings"] == ["the submission wrote into the output folder (removed before the outputs were "
-                                  "written): junk0/, junk1/, junk10/, junk100/, junk1000/ and 1995 more"]
+                                  "written): junk0/, junk1/, junk10/, junk100/, junk1000/ and 4995 more"]
     assert sorted(p.name for p in output.iterdir()) == ["predictions.csv", "run_report.json", "submission_output.log"]
 
 
-def test_an_output_folder_moved_away_still_gets_the_outputs(tmp_path):
-    """The model renames the folder above the output folder and puts forged outputs at the old path. On CodaBench the
-    output folder is a mount the worker uploads, wherever it is moved: the supervisor writes into the folder it was
-    given, held open since the start, and says it was moved."""
+@pytest.mark.parametrize("renamed", ["the output folder", "the folder above it"])
+def test_an_output_folder_moved_away_gets_the_outputs_and_so_does_its_path(tmp_path, renamed):
+    """The model renames the output folder (or the folder above it) and puts forged outputs in a new folder at the
+    old path. The path, which the scorer reads, gets the real outputs, the forged ones removed; so does the moved
+    folder, which on CodaBench is the mount the worker uploads wherever it is."""
     model = f"""
 import os
 from pathlib import Path
 class Model:
     def load(self):
         out = Path({SUPERVISOR_ARGV}[3])
-        out.parent.rename(out.parent.with_name("moved"))
+        moved = out if {renamed == "the output folder"} else out.parent
+        moved.rename(moved.with_name("moved"))
         out.mkdir(parents=True)
         (out / "run_report.json").write_text('{{"status": "ok", "forged": true}}')
     def predict(self, image):
         return "SNE"
 """
     root = tmp_path / "mount"
-    done, report, _ = ingest(root, make_submission(tmp_path / "sub", model), make_input(tmp_path / "input_data"))
-    moved = json.loads((tmp_path / "moved" / "output" / "run_report.json").read_text())
-    assert done.returncode == 0 and moved["status"] == "ok" and "forged" not in moved, done.stderr[-3000:]
-    assert moved["warnings"] == [f"the output folder {root / 'output'} was moved during the run (a folder above it "
-                                 "was renamed); the outputs were written into the folder itself, wherever it now is"]
+    done, report, output = ingest(root, make_submission(tmp_path / "sub", model), make_input(tmp_path / "input_data"))
+    moved = (root / "moved") if renamed == "the output folder" else (tmp_path / "moved" / "output")
+    for folder in (output, moved):
+        written = json.loads((folder / "run_report.json").read_text())
+        assert done.returncode == 0 and written["status"] == "ok" and "forged" not in written, done.stderr[-3000:]
+        assert sorted(p.name for p in folder.iterdir()) == ["predictions.csv", "run_report.json",
+                                                            "submission_output.log"]
+    assert f"the output folder {output} was moved during the run (it, or a folder above it, was renamed); the " \
+           "outputs were written both at its path and into the moved folder" in report["warnings"]
 
 
 def test_outputs_that_cannot_be_written_are_named_not_a_traceback(tmp_path):
