@@ -89,8 +89,8 @@ class OutputFolder:
         found = set()
         for folder, before in self._folders():
             with folder:
-                now = _entries(folder, into=_folders_of(before))
-            found.update(f"{path}/" if now[path] == "folder" else path for path in _foreign(now, before))
+                found.update(f"{path}/" if kind == "folder" else path
+                             for path, kind in _foreign_entries(folder, before).items())
         return sorted(found)
 
     def clean_up(self) -> list[str]:
@@ -100,8 +100,7 @@ class OutputFolder:
         left = []
         for folder, before in self._folders():
             with folder:
-                now = _entries(folder, into=_folders_of(before))
-                for path in sorted(_foreign(now, before), key=_removal_order):
+                for path in sorted(_foreign_entries(folder, before), key=_removal_order):
                     try:
                         if time.monotonic() > self._deadline:
                             raise TimeoutError
@@ -165,8 +164,11 @@ class OutputFolder:
         return _Descriptor(os.open(self.path, FOLDER_FLAGS))
 
 
-def _folders_of(before: dict[str, str]) -> set[str]:
-    return {path for path, kind in before.items() if kind == "folder"}
+def _foreign_entries(folder: int, before: dict[str, str]) -> dict[str, str]:
+    """{path: kind} of what is foreign in the folder now, looking only into the folders that were there before the
+    run: a new folder goes whole, so millions of entries left in it cost nothing to list."""
+    now = _entries(folder, into={path for path, kind in before.items() if kind == "folder"})
+    return {path: now[path] for path in _foreign(now, before)}
 
 
 def _removal_order(path: str) -> tuple:
