@@ -31,17 +31,25 @@ def kept_record(history: list[dict], keep_epoch: str) -> dict:
     return history[-1] if keep_epoch == "last" else max(history, key=lambda record: record["degraded_macro_f1"])
 
 
+def build_member_network(member: Member) -> torch.nn.Module:
+    """The member's timm network, randomly initialised, as model.py builds it from the card."""
+    return baseline_model.build_network({"architecture": member.architecture, "model_kwargs": member.model_kwargs})
+
+
+def prediction_entry(member: Member, weights_name: str, network: torch.nn.Module) -> dict:
+    """What model.py needs of one member: its network, weights file, input size, normalisation, resize and crop."""
+    return {"architecture": member.architecture, "model_kwargs": member.model_kwargs, "weights": weights_name,
+            "input_size": [3, member.input_size, member.input_size], **normalisation(network),
+            "interpolation": "bicubic", "crop_fraction": member.crop_fraction}
+
+
 def member_entry(member: Member, weights_name: str, history: list[dict], initialisation: dict, profile: Profile,
                  train_rows: pd.DataFrame, options: RunOptions) -> dict:
     """The card's description of one trained member: what model.py needs, then how it was made (with the
     curriculum off, its degradation probability is 0, as in every epoch's record)."""
     kept = kept_record(history, options.keep_epoch)
-    network = baseline_model.build_network({"architecture": member.architecture,
-                                            "model_kwargs": member.model_kwargs})
     return {
-        "architecture": member.architecture, "model_kwargs": member.model_kwargs, "weights": weights_name,
-        "input_size": [3, member.input_size, member.input_size], **normalisation(network),
-        "interpolation": "bicubic", "crop_fraction": member.crop_fraction,
+        **prediction_entry(member, weights_name, build_member_network(member)),
         "training": {**initialisation, "epochs": len(history), "kept_epoch": kept["epoch"],
                      "kept_by": options.keep_epoch,
                      "learning_rate": member.learning_rate, "batch_size": profile.batch_size,

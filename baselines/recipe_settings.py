@@ -6,7 +6,7 @@ and train_baseline.py offers every name here on its command line (a new baseline
 baselines/<name>/ with its metadata and requirements.txt, and a Makefile target).
 """
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from init_checkpoint import packaged_efficientnet_lite0
@@ -37,6 +37,13 @@ class Member:
     def seed_for(self, run_seed: int) -> int:
         """This member's seed in a run seeded run_seed: a member trained alone with that seed is the same network."""
         return run_seed + self.seed_offset
+
+    def at_size(self, input_size: int | None) -> "Member":
+        """The member at another input size (tests, quick runs, timings); Swin's fixed img_size follows."""
+        if not input_size:
+            return self
+        kwargs = {**self.model_kwargs, **({"img_size": input_size} if "img_size" in self.model_kwargs else {})}
+        return replace(self, input_size=input_size, model_kwargs=kwargs)
 
 
 @dataclass
@@ -98,7 +105,7 @@ BASELINES = {
                              degradation_probability=0.4, balance_power=1.0)],
     },
     "ensemble": {
-        "gpu": [Member("swin_tiny_patch4_window7_224", 224, learning_rate=2e-4),
+        "gpu": [Member("swin_tiny_patch4_window7_224", 224, model_kwargs={"img_size": 224}, learning_rate=2e-4),
                 Member("convnextv2_tiny", 224, learning_rate=4e-4),
                 Member("resnet50", 224, learning_rate=1e-3)],
         # Three runs of the efficientnet_lite0 recipe that differ only in their seeds (a deep ensemble; the first is
@@ -134,3 +141,11 @@ NOTES = {
     ("efficientnet_lite0", "cpu-plain"): "cpu-plain: the reference fine-tune the recipe is measured against, not a "
                                          "submission to ship.",
 }
+
+
+def member_names(members: list[Member]) -> list[str]:
+    """Each member's name for its weights file and run folder: its architecture, numbered from 1 where the baseline
+    has several of one architecture."""
+    counts = {m.architecture: sum(o.architecture == m.architecture for o in members) for m in members}
+    return [m.architecture if counts[m.architecture] == 1 else f"{m.architecture}_{index}"
+            for index, m in enumerate(members, start=1)]

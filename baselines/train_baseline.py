@@ -28,19 +28,11 @@ import baseline_model
 import member_store
 from baseline_card import baseline_card, member_entry, members_to_keep, recipe, write_card
 from pack_baseline import install_submission_files
-from recipe_settings import BASELINES, DEFAULT_PROFILES, PROFILES, Member, Profile
+from recipe_settings import BASELINES, DEFAULT_PROFILES, PROFILES, Member, Profile, member_names
 from run_options import BASELINES_DIR, RunOptions
 from training_data import limit_rows, training_rows, validation_sets
 from training_loop import distributed_setup, train_member
 from validation import ValidationImages, evaluate_submission
-
-
-def resized(member: Member, input_size: int | None) -> Member:
-    """The member at another input size (tests, quick runs); Swin's fixed img_size follows."""
-    if not input_size:
-        return member
-    kwargs = {**member.model_kwargs, **({"img_size": input_size} if "img_size" in member.model_kwargs else {})}
-    return dataclasses.replace(member, input_size=input_size, model_kwargs=kwargs)
 
 
 def members_to_train(options: RunOptions) -> list[Member]:
@@ -48,7 +40,7 @@ def members_to_train(options: RunOptions) -> list[Member]:
     if options.profile not in BASELINES[options.baseline]:
         raise ValueError(f"baseline {options.baseline} has no profile {options.profile}; it has "
                          f"{sorted(BASELINES[options.baseline])}")
-    members = [resized(member, options.input_size) for member in BASELINES[options.baseline][options.profile]]
+    members = [member.at_size(options.input_size) for member in BASELINES[options.baseline][options.profile]]
     if options.crop_fraction is not None:
         if not 0 < options.crop_fraction <= 1:
             raise ValueError(f"--crop-fraction must be in (0, 1], got {options.crop_fraction}")
@@ -85,14 +77,6 @@ def train_baseline(options: RunOptions) -> dict | None:
         card["total_seconds"] = round(time.time() - started, 1)
         write_card(options.submission_folder, card)
     return card
-
-
-def member_names(members: list[Member]) -> list[str]:
-    """Each member's name for its weights file and run folder: its architecture, numbered from 1 where the baseline
-    has several of one architecture."""
-    counts = {m.architecture: sum(o.architecture == m.architecture for o in members) for m in members}
-    return [m.architecture if counts[m.architecture] == 1 else f"{m.architecture}_{index}"
-            for index, m in enumerate(members, start=1)]
 
 
 def train_and_save(member: Member, name: str, profile: Profile, options: RunOptions, train_rows: pd.DataFrame,

@@ -159,6 +159,10 @@ def train_member(member: Member, profile: Profile, options: RunOptions, train_ro
     dataset, sampler, loader = training_loader(member, profile, options, train_rows, rank, world, amp)
     epochs = options.epochs or member.epochs or profile.epochs
     steps_per_epoch = min(len(loader), options.max_steps or len(loader))
+    if steps_per_epoch == 0:  # the loader drops an incomplete last batch: an epoch would train nothing
+        raise ValueError(f"{len(train_rows)} training images make no full batch of {profile.batch_size} "
+                         f"({loader.batch_size} per process, {world} processes): train on more images "
+                         f"(--limit-train) or with a profile of smaller batches")
     step = TrainingStep(model, *optimizer_and_schedule(network, member, profile, epochs, steps_per_epoch),
                         torch.amp.GradScaler(device.type, enabled=amp),
                         torch.nn.CrossEntropyLoss(label_smoothing=profile.label_smoothing),

@@ -29,6 +29,8 @@ from pathlib import Path
 import project_folders  # the program folders, tools/ and baselines/ importable by name
 from challenge_labels import SETS
 from output_files import RUN_REPORT
+from recipe_settings import BASELINES, PROFILES
+from untrained_submission import write_untrained_submission
 from zip_images import InputDataError, InputZip, decode, list_images
 
 REPO = project_folders.REPO
@@ -38,35 +40,15 @@ NOISY_SPREAD = 1.25  # slowest / fastest of the repeats beyond which the figures
 BASELINE, PROFILE = "resnet50", "cpu-quick"
 
 
-def baseline_settings():
-    """(input size, centre crop, TTA) of the ResNet-50 baseline's cpu-quick recipe, read from the recipe itself."""
-    from recipe_settings import BASELINES, PROFILES
-
-    (member,) = BASELINES[BASELINE][PROFILE]
-    return member.input_size, member.crop_fraction, PROFILES[PROFILE].tta
+def baseline_members(input_size=None):
+    """The ResNet-50 baseline's cpu-quick member (its input size, centre crop), at input_size when given."""
+    return [member.at_size(input_size) for member in BASELINES[BASELINE][PROFILE]]
 
 
-def make_submission(folder, input_size, crop_fraction, tta, seed):
-    """A ready baseline folder: model.py copied from baselines/baseline_model.py, card.json, random weights."""
-    import torch
-    from safetensors.torch import save_file
-
-    import baseline_model
-    from baseline_card import normalisation
-    from pack_baseline import install_submission_files
-
-    folder.mkdir(parents=True)
-    member = {"architecture": BASELINE, "model_kwargs": {}, "weights": f"weights_{BASELINE}.safetensors",
-              "input_size": [3, input_size, input_size], "interpolation": "bicubic", "crop_fraction": crop_fraction}
-    torch.manual_seed(seed)
-    network = baseline_model.build_network(member)
-    member.update(normalisation(network))  # timm's mean and std for the network, as the recipe's card records them
-    save_file(network.state_dict(), folder / member["weights"])
-    card = {"baseline": BASELINE, "classes": list(baseline_model.CLASSES), "tta": tta, "members": [member],
-            "make_command": f"make {BASELINE}"}
-    (folder / baseline_model.CARD_NAME).write_text(json.dumps(card, indent=1))
-    install_submission_files(folder, BASELINE)
-    return folder
+def make_submission(folder, input_size, seed):
+    """The baseline's folder (model.py, card.json with the profile's TTA) with random weights: the speed does not
+    depend on them."""
+    return write_untrained_submission(folder, BASELINE, baseline_members(input_size), PROFILES[PROFILE].tta, seed)
 
 
 def listed(zip_path, set_name):
@@ -195,7 +177,7 @@ def run_ingestion(submission, input_dir, output_dir, batch_size):
             "peak_memory_mb": report["peak_memory_mb"], "workers": report.get("workers")}
 
 
-def measure(images, input_size, crop_fraction, tta, batch_size, seed, repeats, input_data):
+def measure(images, input_size, batch_size, seed, repeats, input_data):
     """Set up the images and the submission, then alternate (a) and (b) `repeats` times; their figures."""
     per_set = images // 2
     with tempfile.TemporaryDirectory(prefix="wbc_bench_") as tmp:
@@ -210,9 +192,10 @@ def measure(images, input_size, crop_fraction, tta, batch_size, seed, repeats, i
         else:
             origin = f"the first {per_set} images per set of {source}"
         input_dir = copy_first_images(source, work / "input", per_set)
-        submission = make_submission(work / "submission", input_size, crop_fraction, tta, seed)
-        print(f"images: {2 * per_set} ({origin}); model: {BASELINE}, random weights, {input_size} px of the centre "
-              f"{crop_fraction}, TTA {tta}; "
+        submission = make_submission(work / "submission", input_size, seed)
+        (member,), tta = baseline_members(input_size), PROFILES[PROFILE].tta
+        print(f"images: {2 * per_set} ({origin}); model: {BASELINE}, random weights, {member.input_size} px of the "
+              f"centre {member.crop_fraction}, TTA {tta}; "
               f"batch size {batch_size}; set-up {time.perf_counter() - started:.1f} s", flush=True)
 
         computes, ingestions = [], []
@@ -272,7 +255,8 @@ def print_figures(computes, ingestions, input_size):
 
 
 def main(argv=None):
-    input_size, crop_fraction, tta = baseline_settings()
+    (member,) = baseline_members()
+    input_size = member.input_size
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--images", type=int, default=256, help="images in all, half per set (default 256)")
     parser.add_argument("--input-size", type=int, default=input_size,
@@ -291,7 +275,7 @@ def main(argv=None):
         return 0
     if args.images < 2 or args.repeats < 1 or args.batch_size < 1:
         parser.error("-n must be at least 2, --repeats and --batch-size at least 1")
-    computes, ingestions = measure(args.images, args.input_size, crop_fraction, tta, args.batch_size, args.seed,
+    computes, ingestions = measure(args.images, args.input_size, args.batch_size, args.seed,
                                    args.repeats, args.input_data)
     print_figures(computes, ingestions, args.input_size)
     return 0

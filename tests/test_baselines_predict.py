@@ -3,42 +3,19 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 import baseline_model
-from pack_baseline import install_submission_files
+from recipe_settings import Member
 from submission_loader import import_model_module
+from untrained_submission import write_untrained_submission
 
 CLASSES = baseline_model.CLASSES
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # Tiny stand-ins of the two baselines: the same architectures (ensemble: one per family), small inputs.
-RESNET50 = [{"architecture": "resnet50", "input_size": 32}]
-ENSEMBLE = [{"architecture": "swin_tiny_patch4_window7_224", "input_size": 32,
-             "model_kwargs": {"img_size": 32, "window_size": 4}},
-            {"architecture": "convnextv2_atto", "input_size": 48},
-            {"architecture": "resnet18", "input_size": 32}]
-TINY = [{"architecture": "resnet18", "input_size": 32}]  # for checks of the shared code paths
-
-
-def make_submission(folder, baseline, members, tta="flip", seed=0):
-    """A baseline folder as the recipe leaves it (model.py, card.json, weights), with random weights."""
-    folder.mkdir(parents=True, exist_ok=True)
-    card_members = []
-    for index, spec in enumerate(members):
-        size = spec["input_size"]
-        member = {"architecture": spec["architecture"], "model_kwargs": spec.get("model_kwargs", {}),
-                  "weights": f"weights_{spec['architecture']}.safetensors", "input_size": [3, size, size],
-                  "mean": MEAN, "std": STD, "interpolation": "bicubic"}
-        torch.manual_seed(seed + index)
-        save_file(baseline_model.build_network(member).state_dict(), folder / member["weights"])
-        card_members.append(member)
-    card = {"baseline": baseline, "classes": list(CLASSES), "tta": tta, "members": card_members,
-            "make_command": f"make {baseline}"}
-    (folder / "card.json").write_text(json.dumps(card))
-    install_submission_files(folder, baseline)
-    return folder
+RESNET50 = [Member("resnet50", 32)]
+ENSEMBLE = [Member("swin_tiny_patch4_window7_224", 32, model_kwargs={"img_size": 32, "window_size": 4}),
+            Member("convnextv2_atto", 48), Member("resnet18", 32)]
+TINY = [Member("resnet18", 32)]  # for checks of the shared code paths
 
 
 def load_model(folder):
@@ -65,8 +42,8 @@ def cell_images(count, size=(368, 370), seed=0):
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory):
     root = tmp_path_factory.mktemp("baselines")
-    return {"resnet50": make_submission(root / "resnet50", "resnet50", RESNET50),
-            "ensemble": make_submission(root / "ensemble", "ensemble", ENSEMBLE)}
+    return {"resnet50": write_untrained_submission(root / "resnet50", "resnet50", RESNET50, tta="flip"),
+            "ensemble": write_untrained_submission(root / "ensemble", "ensemble", ENSEMBLE, tta="flip")}
 
 
 @pytest.mark.parametrize("baseline", ["resnet50", "ensemble"])
@@ -84,7 +61,7 @@ def test_predict_batch_gives_13_probabilities(submissions, baseline):
 
 @pytest.mark.parametrize("tta, views", [("none", 1), ("flip", 4), ("d4", 8)])
 def test_each_member_sees_every_tta_view(tmp_path, tta, views):
-    folder = make_submission(tmp_path / "ensemble", "ensemble", ENSEMBLE[1:], tta=tta)
+    folder = write_untrained_submission(tmp_path / "ensemble", "ensemble", ENSEMBLE[1:], tta=tta)
     model = load_model(folder)
     calls = []
     for network in model.networks:
@@ -101,21 +78,21 @@ def test_tta_makes_predictions_invariant_to_its_views(tmp_path, tta, transform):
     """Averaging over a group of views gives the same probabilities for any view of the image (and without TTA
     the network alone does not: the check is sensitive)."""
     image = cell_images(1, size=(32, 32))[0]  # already at the input size: no resize between the views
-    model = load_model(make_submission(tmp_path / tta, "resnet50", TINY, tta=tta))
+    model = load_model(write_untrained_submission(tmp_path / tta, "resnet50", TINY, tta=tta))
     np.testing.assert_allclose(model.predict(transform(image)), model.predict(image), atol=1e-5)
-    plain = load_model(make_submission(tmp_path / "none", "resnet50", TINY, tta="none"))
+    plain = load_model(write_untrained_submission(tmp_path / "none", "resnet50", TINY, tta="none"))
     assert not np.allclose(plain.predict(transform(image)), plain.predict(image), atol=1e-5)
 
 
 def test_missing_weights_name_the_file_and_the_command(tmp_path):
-    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    folder = write_untrained_submission(tmp_path / "resnet50", "resnet50", TINY, tta="flip")
     (folder / "weights_resnet18.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"weights_resnet18\.safetensors.*`make resnet50`"):
         load_model(folder)
 
 
 def test_missing_card_names_the_command(tmp_path):
-    folder = make_submission(tmp_path / "ensemble", "ensemble", TINY)
+    folder = write_untrained_submission(tmp_path / "ensemble", "ensemble", TINY, tta="flip")
     (folder / "card.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"card\.json not found.*`make ensemble`"):
         load_model(folder)
@@ -127,7 +104,7 @@ def test_missing_card_names_the_command(tmp_path):
     ({"members": []}, "'members' must list"),
 ])
 def test_bad_card_is_refused_with_a_reason(tmp_path, change, message):
-    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    folder = write_untrained_submission(tmp_path / "resnet50", "resnet50", TINY, tta="flip")
     card = json.loads((folder / "card.json").read_text())
     (folder / "card.json").write_text(json.dumps({**card, **change}))
     with pytest.raises(ValueError, match=message):
@@ -145,7 +122,7 @@ def test_crop_fraction_keeps_the_centre_before_resizing():
 
 def test_model_uses_the_card_crop_fraction(tmp_path):
     """A member's crop_fraction reaches predict_batch: with 0.5 the border of the image no longer matters."""
-    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    folder = write_untrained_submission(tmp_path / "resnet50", "resnet50", TINY, tta="flip")
     card = json.loads((folder / "card.json").read_text())
     card["members"][0]["crop_fraction"] = 0.5
     (folder / "card.json").write_text(json.dumps(card))
@@ -154,13 +131,13 @@ def test_model_uses_the_card_crop_fraction(tmp_path):
     bordered = np.array(image)
     bordered[:20], bordered[-20:], bordered[:, :20], bordered[:, -20:] = 0, 0, 0, 0  # outside the centre half
     np.testing.assert_allclose(model.predict(Image.fromarray(bordered)), model.predict(image), atol=1e-6)
-    uncropped = load_model(make_submission(tmp_path / "plain", "resnet50", TINY))
+    uncropped = load_model(write_untrained_submission(tmp_path / "plain", "resnet50", TINY, tta="flip"))
     assert not np.allclose(uncropped.predict(Image.fromarray(bordered)), uncropped.predict(image), atol=1e-6)
 
 
 @pytest.mark.parametrize("crop", [0, 1.5, "centre"])
 def test_bad_crop_fraction_is_refused(tmp_path, crop):
-    folder = make_submission(tmp_path / "resnet50", "resnet50", TINY)
+    folder = write_untrained_submission(tmp_path / "resnet50", "resnet50", TINY, tta="flip")
     card = json.loads((folder / "card.json").read_text())
     card["members"][0]["crop_fraction"] = crop
     (folder / "card.json").write_text(json.dumps(card))

@@ -18,9 +18,9 @@ from leaderboard_scores import LEADERBOARD_KEYS
 from pack_baseline import MODEL_SOURCE, pack_submission
 from submission_loader import import_model_module
 from baseline_card import kept_record
-from recipe_settings import BASELINES, PROFILES, Member, Profile
+from recipe_settings import BASELINES, PROFILES, Member, Profile, member_names
 from run_options import RunOptions
-from train_baseline import member_names, members_to_train, train_baseline
+from train_baseline import members_to_train, train_baseline
 from training_data import training_rows
 from training_loop import WeightedDistributedSampler, class_weights
 from validation import VALIDATION_KEYS, severity_scores
@@ -89,6 +89,32 @@ def test_last_epoch_centre_crop_and_curriculum_off_reach_the_card_and_the_submis
     assert member["training"]["kept_by"] == "last" and member["training"]["kept_epoch"] == 2
     assert member["training"]["validation"] == member["training"]["history"][-1]
     assert 0.0 <= card["evaluation"]["degraded_macro_f1"] <= 1.0
+
+
+def test_the_gpu_ensemble_trains_all_three_families_at_any_input_size(release, tmp_path):
+    """The gpu profile, never run on a GPU here, at least runs end to end on the CPU: its three families (Swin's fixed
+    img_size following --input-size), equal weights with none left out, d4 TTA, a submission that predicts."""
+    options = RunOptions(release=release, baseline="ensemble", profile="gpu", out=tmp_path / "ensemble",
+                         runs_dir=tmp_path / "runs", pretrained="off", epochs=1, input_size=32, limit_train=64,
+                         limit_eval=16, max_steps=1, workers=0)
+    card = train_baseline(options)
+    assert [member["architecture"] for member in card["members"]] == [
+        "swin_tiny_patch4_window7_224", "convnextv2_tiny", "resnet50"]
+    assert card["members"][0]["model_kwargs"] == {"img_size": 32}
+    assert all(member["input_size"] == [3, 32, 32] for member in card["members"])
+    assert card["left_out"] == [] and card["tta"] == "d4"
+    assert all(np.isfinite(member["training"]["history"][0]["train_loss"]) for member in card["members"])
+    assert 0.0 <= card["evaluation"]["degraded_macro_f1"] <= 1.0
+
+
+def test_too_few_images_for_one_batch_is_refused_not_trained_on_silently(release, tmp_path):
+    """The gpu profile's batch is 64: 32 images would make epochs of no step, and a card of untrained weights."""
+    options = RunOptions(release=release, baseline="resnet50", profile="gpu", out=tmp_path / "resnet50",
+                         runs_dir=tmp_path / "runs", pretrained="off", epochs=1, input_size=32, limit_train=32,
+                         limit_eval=16, workers=0)
+    with pytest.raises(ValueError, match="32 training images make no full batch of 64 .*--limit-train"):
+        train_baseline(options)
+    assert not (tmp_path / "resnet50" / "card.json").exists()
 
 
 @pytest.fixture

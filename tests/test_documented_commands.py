@@ -214,11 +214,17 @@ def test_make_bench_runs_the_bench_scripts(small_release, trained_starting_kit, 
                              "--test", "60", "--submission", str(trained_starting_kit)],
     }
     assert set(runs) == set(scripts)
+    printed = {}
     for name, arguments in runs.items():
         done = subprocess.run([sys.executable, str(REPO / "bench" / name), *arguments], capture_output=True,
                               text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert done.returncode == 0, f"bench/{name}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        printed[name] = done.stdout
     assert json.loads((tmp_path / "scale" / "results.json").read_text())["scoring"]["scores"]["degraded_macro_f1"] >= 0
+    *timed, ratio = [json.loads(line) for line in printed["baseline_throughput.py"].splitlines()]
+    assert [(t["baseline"], t["members"], t["passes_per_image"]) for t in timed] == [
+        ("resnet50", ["resnet50"], 4), ("ensemble", ["swin_tiny_patch4_window7_224", "convnextv2_tiny", "resnet50"], 12)]
+    assert ratio["seconds_over_first"]["ensemble / resnet50"] > 0
 
 
 # ---------------------------------------------------------------- scripts without a test of their own elsewhere ---

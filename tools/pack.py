@@ -5,7 +5,9 @@ time_budget.json ({"seconds": N}) below the time limit the worker really applies
 default queue, the declared limit on the organizer's queue), so the ingestion stops itself, with a run report,
 before the worker kills it. pack refuses, one line per reason, a bundle that breaks a CodaBench rule, still
 has organizer placeholders, carries the demo data or seed 0, or has a phase that cannot finish: a time budget
-not below its limit, or more images than the ResNet-50 baseline with its TTA predicts inside the budget.
+not below its limit, or more images than the slowest baseline it serves predicts inside the budget twice over
+(organizer.yaml's worker_images_per_second on the organizer's queue; on the default queue a planning rate for the
+ResNet-50 with its 8-view TTA, slower than either shipped CPU baseline).
 """
 import argparse
 import json
