@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from challenge_labels import CLASSES, SETS
-from tree_removal import remove_tree
+from tree_removal import FOLDER_FLAGS, remove_tree
 
 PREDICTIONS = "predictions.csv"
 RUN_REPORT = "run_report.json"
 SUBMISSION_LOG = "submission_output.log"
 OUTPUT_NAMES = (PREDICTIONS, SUBMISSION_LOG, RUN_REPORT)
-FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_DEPTH = 32  # folder levels the clean-up looks into; a deeper entry goes with its foreign ancestor
 CLEAN_UP_SECONDS = 30.0  # the most the removals before the outputs may take (within the budget's end margin)
