@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -54,7 +55,9 @@ PASSED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
                     "XDG_CACHE_HOME")
 SLOTS = 2
 STOP_GRACE_SECONDS = 2.0
-EXIT_POLL_SECONDS = 0.25  # how often a wait for an answer checks that the process is still there
+# How often a wait for an answer checks that the process is still there, collects its ended orphans and counts its
+# processes: a fork bomb is stopped within about this time.
+WATCH_SECONDS = 0.05
 SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
 # The length prefix that the runner's Connection.send_bytes writes before each answer: a signed big-endian 4-byte
 # count (-1 would announce one over 2 GiB, far beyond MAX_MESSAGE_BYTES).
@@ -132,7 +135,8 @@ def child_environment(hidden: list[Path], temp_dir: Path, seed: int) -> dict[str
 class ModelProcess:
     """One model process: start, load, send batches, receive checked answers, stop (killing everything it started)."""
 
-    def __init__(self, model_dir: Path, log: CappedLog, env: dict[str, str], slot_bytes: int):
+    def __init__(self, model_dir: Path, log: CappedLog, env: dict[str, str], slot_bytes: int,
+                 max_processes: int | None = None):
         self.slots = PixelSlots(slot_bytes)
         requests_read, requests_write = os.pipe()
         answers_read, answers_write = os.pipe()
@@ -151,6 +155,8 @@ class ModelProcess:
         self.fatal = None
         self._left_after_exit: int | None = None  # bytes of the answer channel still the model process's own
         self.memory_limit_mb = None  # from the load settings, for the out-of-memory reason
+        self.max_processes = max_processes  # None or 0: no limit
+        self._next_watch = 0.0
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
 
@@ -207,13 +213,14 @@ class ModelProcess:
         this, a crash would be reported as the time budget running out."""
         data = bytearray()
         while len(data) < size:
+            self._watch_processes()
             if self._left_after_exit is None and self.popen.poll() is not None:
                 # written before the exit, so in the pipe now; anything after is not the model's process
                 self._left_after_exit = int.from_bytes(fcntl.ioctl(self._answers, termios.FIONREAD, bytes(4)),
                                                        sys.byteorder)
             if self._left_after_exit == 0:
                 raise ModelEnded(self.ending())
-            if not wait([self._answers], EXIT_POLL_SECONDS):
+            if not wait([self._answers], WATCH_SECONDS):
                 continue
             wanted = size - len(data) if self._left_after_exit is None else min(size - len(data), self._left_after_exit)
             try:
@@ -226,6 +233,24 @@ class ModelProcess:
             if self._left_after_exit is not None:
                 self._left_after_exit -= len(chunk)
         return bytes(data)
+
+    def _watch_processes(self) -> None:
+        """At most every WATCH_SECONDS: collect the ended processes re-parented to the supervisor (so that a process
+        forking and exiting in a loop leaves no zombies), and where the supervisor is PID 1, stop a flood: past
+        max_processes running at once, every process of the submission is killed before they fill the machine's pid
+        table (the platform's container sets no limit), and ModelEnded says so."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        process_tree.reap_orphans(keep=self.popen.pid)
+        count = process_tree.namespace_process_count()
+        running = None if count is None else count - 1 - len(self.spared)  # not the supervisor, nor what it had
+        if self.max_processes and running is not None and running > self.max_processes:
+            self.fatal = (f"the submission had {running:,} processes running at once, more than the "
+                          f"{self.max_processes} allowed (WBC_MAX_PROCESSES); all of them were killed")
+            self.kill()
+            raise ModelEnded(self.fatal)
 
     def _fatal_reason(self, text: str) -> str:
         """The reason for the runner's last message, worded here: what the process sent stays in its own words."""

@@ -33,6 +33,34 @@ def guard_supervisor() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1) & _prctl(PR_SET_DUMPABLE, 0)
 
 
+def reap_orphans(keep: int) -> None:
+    """Collect the exit status of every ended process that was re-parented to this one (its reaper: guard_supervisor,
+    or PID 1), but `keep`'s (the child whose status its Popen collects). Unreaped, each would stay a zombie holding its
+    pid until the run ends, and a process that forks and exits in a loop fills the machine's pid table (32,768 on
+    many) in seconds: no process of the machine could start another."""
+    if not hasattr(os, "waitid"):  # not Linux
+        return
+    while True:
+        try:
+            ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # looks, leaves it to collect
+        except ChildProcessError:  # no child at all
+            return
+        if ended is None or ended.si_pid == keep:  # none ended; or the model's own process, which ends the run
+            return
+        try:
+            os.waitpid(ended.si_pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+
+
+def namespace_process_count() -> int | None:
+    """How many processes this PID namespace holds when this process is its PID 1 (its /proc lists those and only
+    those: a listing, no file read); None elsewhere, where /proc lists the machine's."""
+    if os.getpid() != 1:
+        return None
+    return sum(entry.isdigit() for entry in os.listdir("/proc"))
+
+
 def stat_fields(pid: int) -> list[str]:
     """/proc/<pid>/stat after the command name: [state, ppid, ...] (starttime is index 19); OSError once gone.
 

@@ -533,6 +533,70 @@ class Model:
     assert final == report  # the supervisor's, status failed: nothing rewrote it
 
 
+@pytest.mark.skipif(NO_NAMESPACE is not None, reason=str(NO_NAMESPACE))
+def test_a_flood_of_processes_is_killed_at_once_and_named(tmp_path):
+    """A fork bomb fills the machine's pid table (the platform's container sets no limit) unless stopped: past
+    --max-processes running at once, every process of the submission is killed within a watch interval."""
+    name = f"wbc{secrets.token_hex(5)}"
+    model = f'''
+import ctypes, os, time
+class Model:
+    def load(self):
+        for _ in range(40):
+            if os.fork() == 0:
+                ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)
+                time.sleep(60)
+                os._exit(0)
+        time.sleep(60)
+    def predict(self, image):
+        return "SNE"
+'''
+    try:
+        started = time.monotonic()
+        done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-processes", "20")
+        seconds = time.monotonic() - started
+        survivors = processes_named(name)
+    finally:
+        kill_named(name)
+    assert not survivors
+    failed_by_name(done, report, "the submission had ")
+    assert ("processes running at once, more than the 20 allowed (WBC_MAX_PROCESSES); all of them were killed while "
+            "loading the submission (0 of 24 images done)") in report["reason"]
+    assert seconds < 30  # not the minute its processes sleep
+
+
+def test_a_process_forking_and_exiting_in_a_loop_leaves_no_zombies(tmp_path):
+    """Each exited fork is re-parented to the supervisor, which collects it as the run goes: left as zombies until
+    the end, a longer loop would fill the machine's pid table (32,768 on many) in seconds."""
+    model = """
+import os, time
+class Model:
+    def load(self):
+        done_read, done_write = os.pipe()
+        if os.fork() == 0:
+            for _ in range(2000):  # each round the parent exits and its child goes on
+                if os.fork():
+                    os._exit(0)
+            os.write(done_write, b"x")
+            os._exit(0)
+        os.read(done_read, 1)
+        time.sleep(0.5)  # ten of the supervisor's watch intervals
+        zombies = 0
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                zombies += open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                pass
+        print("zombies:", zombies, flush=True)
+    def predict(self, image):
+        return "SNE"
+"""
+    done, report, output = ingest(tmp_path, make_submission(tmp_path / "sub", model))
+    assert report["status"] == "ok", report["reason"]
+    (line,) = [line for line in (output / "submission_output.log").read_text().splitlines() if "zombies" in line]
+    assert int(line.split()[1]) < 20, line
+
+
 # --- 6. How the model's process ends -------------------------------------------------------------------------------
 
 def test_a_model_killed_by_a_real_time_signal_is_named(tmp_path):
