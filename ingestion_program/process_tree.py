@@ -153,7 +153,7 @@ def kill_descendants(spare: frozenset[int] = frozenset(), unreaped: frozenset[in
     states = process_states()
     found = {pid for pid in descendants(1, states) if pid not in spare}
     _signal(-1, signal.SIGKILL)
-    _reap(found - unreaped)
+    _reap(set(process_states()) - {1} - unreaped)  # all the others, those forked since the listing too: all dying
     return {pid for pid in found if states[pid][1] not in ("Z", "X")}
 
 
@@ -166,7 +166,10 @@ def _signal(pid: int, number: int) -> None:
 
 
 def _reap(pids: set[int]) -> None:
-    """Collect the exit status of the killed processes that became this process's children (it is their reaper)."""
+    """Collect the exit status of the killed processes that became this process's children (it is their reaper).
+
+    A killed process whose parent was killed too is not yet this process's child while that parent is still dying:
+    it is waited for until it is handed over (or gone), not taken for another's and left a zombie."""
     deadline = time.monotonic() + FREEZE_SECONDS
     waiting = set(pids)
     while waiting and time.monotonic() < deadline:
@@ -174,7 +177,8 @@ def _reap(pids: set[int]) -> None:
             try:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     waiting.discard(pid)
-            except ChildProcessError:  # not our child (its own parent reaps it), or already reaped
-                waiting.discard(pid)
+            except ChildProcessError:  # not (yet) our child: gone, or about to be re-parented to this process
+                if not os.path.exists(f"/proc/{pid}"):
+                    waiting.discard(pid)
         if waiting:
             time.sleep(0.001)
