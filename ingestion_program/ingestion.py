@@ -50,7 +50,7 @@ DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LOG_CAP_BYTES = 5_000_000
 DEFAULT_FAIL_FAST_IMAGES = 64
-DEFAULT_MAX_PROCESSES = 256
+DEFAULT_MAX_THREADS = 4096
 OWN_WARNINGS = 3  # room kept in the report's warnings for the supervisor's own (leftover processes, output folder)
 EXIT_OK, EXIT_FAILED = 0, 1
 ENVIRONMENT = """environment variables (an option given on the command line wins):
@@ -63,8 +63,9 @@ ENVIRONMENT = """environment variables (an option given on the command line wins
   WBC_MEMORY_LIMIT_MB      address-space limit (RLIMIT_AS) of the model's process in MB, default none;
                            CUDA reserves a large address space: leave it unset on a GPU
   WBC_MAX_UNPACKED_MB      largest total size a submission zip may unpack to, default 4096
-  WBC_MAX_PROCESSES        most processes the submission may run at once, default 256 (0: no limit); checked
-                           where the supervisor is PID 1 (the platform's container, a local namespace)
+  WBC_MAX_THREADS          most threads the submission may run at once, all its processes' together, default
+                           4096 (0: no limit); checked where the supervisor is PID 1 (the platform's container,
+                           a local namespace)
   WBC_LOG_CAP_BYTES        size cap of submission_output.log, default 5000000"""
 
 
@@ -78,7 +79,7 @@ class Options:
     workers: int | None = None
     memory_limit_mb: int | None = None
     max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
-    max_processes: int = DEFAULT_MAX_PROCESSES
+    max_threads: int = DEFAULT_MAX_THREADS
     seed: int = 0
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     phase: str | None = None
@@ -316,7 +317,7 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     env = child_environment(hidden, temp_dir / "tmp", options.seed)
     slot_bytes = max(64 * 2**20, options.batch_size * 2**20)
     load_started = time.monotonic()
-    state.model = ModelProcess(model_dir, state.log, env, slot_bytes, options.max_processes)
+    state.model = ModelProcess(model_dir, state.log, env, slot_bytes, options.max_threads)
     budget.check()  # expired before the process existed: the watchdog had nothing to kill
     loaded = state.model.load({"model_path": str(model_dir / "model.py"), "requirements": requirements["entries"],
                                "seed": options.seed, "memory_limit_mb": options.memory_limit_mb,
@@ -578,7 +579,7 @@ OPTION_VARIABLES = (  # option, variable, type, default
     ("workers", "WBC_WORKERS", int, None),
     ("memory_limit_mb", "WBC_MEMORY_LIMIT_MB", int, None),
     ("max_unpacked_mb", "WBC_MAX_UNPACKED_MB", int, DEFAULT_MAX_UNPACKED_MB),
-    ("max_processes", "WBC_MAX_PROCESSES", int, DEFAULT_MAX_PROCESSES),
+    ("max_threads", "WBC_MAX_THREADS", int, DEFAULT_MAX_THREADS),
     ("log_cap_bytes", "WBC_LOG_CAP_BYTES", int, DEFAULT_LOG_CAP_BYTES),
     ("budget_seconds", "WBC_TIME_BUDGET_SECONDS", float, None))
 
@@ -598,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="JPEG decoding threads")
     parser.add_argument("--memory-limit-mb", type=int, help="address-space limit of the model's process")
     parser.add_argument("--max-unpacked-mb", type=int, help="largest total size a submission zip may unpack to")
-    parser.add_argument("--max-processes", type=int, help="most processes the submission may run at once (0: no limit)")
+    parser.add_argument("--max-threads", type=int, help="most threads the submission may run at once (0: no limit)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -633,8 +634,8 @@ def parse_args(argv: list[str] | None = None) -> Arguments:
     options = Options(**values, seed=args.seed, phase=args.phase if local else None)
     if options.batch_size < 1 or (options.workers is not None and options.workers < 1):
         parser.error("--batch-size and --workers must be at least 1")
-    if options.max_processes < 0:
-        parser.error("--max-processes must be at least 0 (0: no limit)")
+    if options.max_threads < 0:
+        parser.error("--max-threads must be at least 0 (0: no limit)")
     return Arguments(input_data, output, program, Path(args.submission_option or submission), options)
 
 

@@ -56,7 +56,7 @@ PASSED_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
 SLOTS = 2
 STOP_GRACE_SECONDS = 2.0
 # How often a wait for an answer checks that the process is still there, collects its ended orphans and counts its
-# processes: a fork bomb is stopped within about this time.
+# threads: a fork or thread bomb is stopped within about this time.
 WATCH_SECONDS = 0.05
 SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
 # The length prefix that the runner's Connection.send_bytes writes before each answer: a signed big-endian 4-byte
@@ -136,7 +136,7 @@ class ModelProcess:
     """One model process: start, load, send batches, receive checked answers, stop (killing everything it started)."""
 
     def __init__(self, model_dir: Path, log: CappedLog, env: dict[str, str], slot_bytes: int,
-                 max_processes: int | None = None):
+                 max_threads: int | None = None):
         self.slots = PixelSlots(slot_bytes)
         requests_read, requests_write = os.pipe()
         answers_read, answers_write = os.pipe()
@@ -155,7 +155,7 @@ class ModelProcess:
         self.fatal = None
         self._left_after_exit: int | None = None  # bytes of the answer channel still the model process's own
         self.memory_limit_mb = None  # from the load settings, for the out-of-memory reason
-        self.max_processes = max_processes  # None or 0: no limit
+        self.max_threads = max_threads  # None or 0: no limit
         self._next_watch = 0.0
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
@@ -237,18 +237,18 @@ class ModelProcess:
     def _watch_processes(self) -> None:
         """At most every WATCH_SECONDS: collect the ended processes re-parented to the supervisor (so that a process
         forking and exiting in a loop leaves no zombies), and where the supervisor is PID 1, stop a flood: past
-        max_processes running at once, every process of the submission is killed before they fill the machine's pid
-        table (the platform's container sets no limit), and ModelEnded says so."""
+        max_threads (all its processes' threads together) every process of the submission is killed before they fill
+        the machine's pid table (the platform's container sets no limit), and ModelEnded says so."""
         now = time.monotonic()
         if now < self._next_watch:
             return
         self._next_watch = now + WATCH_SECONDS
         process_tree.reap_orphans(keep=self.popen.pid)
-        count = process_tree.namespace_process_count()
-        running = None if count is None else count - 1 - len(self.spared)  # not the supervisor, nor what it had
-        if self.max_processes and running is not None and running > self.max_processes:
-            self.fatal = (f"the submission had {running:,} processes running at once, more than the "
-                          f"{self.max_processes} allowed (WBC_MAX_PROCESSES); all of them were killed")
+        counted = process_tree.namespace_threads(exclude=self.spared) if self.max_threads else None
+        if counted is not None and counted[0] > self.max_threads:
+            threads, processes = counted
+            self.fatal = (f"the submission ran {threads:,} threads at once (in {processes:,} processes), more than "
+                          f"the {self.max_threads:,} allowed (WBC_MAX_THREADS); all of them were killed")
             self.kill()
             raise ModelEnded(self.fatal)
 

@@ -53,12 +53,21 @@ def reap_orphans(keep: int) -> None:
             return
 
 
-def namespace_process_count() -> int | None:
-    """How many processes this PID namespace holds when this process is its PID 1 (its /proc lists those and only
-    those: a listing, no file read); None elsewhere, where /proc lists the machine's."""
+def namespace_threads(exclude: frozenset[int]) -> tuple[int, int] | None:
+    """(threads, processes) of this PID namespace but this process and `exclude`, when this process is its PID 1 (its
+    /proc lists those processes and only those); None elsewhere, where /proc lists the machine's. Each thread, like
+    each process, holds an id of the machine's one pid table."""
     if os.getpid() != 1:
         return None
-    return sum(entry.isdigit() for entry in os.listdir("/proc"))
+    threads = processes = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in exclude and entry != "1":
+            try:
+                threads += int(stat_fields(int(entry))[17])  # num_threads (a zombie: 1)
+            except (OSError, IndexError, ValueError):  # ended meanwhile
+                continue
+            processes += 1
+    return threads, processes
 
 
 def stat_fields(pid: int) -> list[str]:

@@ -533,36 +533,49 @@ class Model:
     assert final == report  # the supervisor's, status failed: nothing rewrote it
 
 
+FORK_BOMB = """
+for _ in range(40):
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, NAME, 0, 0, 0)
+        time.sleep(60)
+        os._exit(0)
+"""
+THREAD_BOMB = """
+ctypes.CDLL(None).prctl(15, NAME, 0, 0, 0)
+for _ in range(40):
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+"""
+
+
 @pytest.mark.skipif(NO_NAMESPACE is not None, reason=str(NO_NAMESPACE))
-def test_a_flood_of_processes_is_killed_at_once_and_named(tmp_path):
-    """A fork bomb fills the machine's pid table (the platform's container sets no limit) unless stopped: past
-    --max-processes running at once, every process of the submission is killed within a watch interval."""
+@pytest.mark.parametrize("bomb", [FORK_BOMB, THREAD_BOMB], ids=["processes", "threads"])
+def test_a_flood_of_processes_or_threads_is_killed_at_once_and_named(tmp_path, bomb):
+    """A fork or thread bomb fills the machine's pid table (the platform's container sets no limit) unless stopped:
+    past --max-threads, all its processes' threads together, every process of the submission is killed within a
+    watch interval."""
     name = f"wbc{secrets.token_hex(5)}"
-    model = f'''
-import ctypes, os, time
+    model = f"""
+import ctypes, os, threading, time
+NAME = {name.encode()!r}
 class Model:
     def load(self):
-        for _ in range(40):
-            if os.fork() == 0:
-                ctypes.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)
-                time.sleep(60)
-                os._exit(0)
+{textwrap.indent(bomb.strip(), " " * 8)}
         time.sleep(60)
     def predict(self, image):
         return "SNE"
-'''
+"""
     try:
         started = time.monotonic()
-        done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-processes", "20")
+        done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-threads", "20")
         seconds = time.monotonic() - started
         survivors = processes_named(name)
     finally:
         kill_named(name)
     assert not survivors
-    failed_by_name(done, report, "the submission had ")
-    assert ("processes running at once, more than the 20 allowed (WBC_MAX_PROCESSES); all of them were killed while "
-            "loading the submission (0 of 24 images done)") in report["reason"]
-    assert seconds < 30  # not the minute its processes sleep
+    failed_by_name(done, report, "the submission ran ")
+    assert ("more than the 20 allowed (WBC_MAX_THREADS); all of them were killed while loading the submission "
+            "(0 of 24 images done)") in report["reason"], report["reason"]
+    assert seconds < 30  # not the minute its threads sleep
 
 
 def test_a_process_forking_and_exiting_in_a_loop_leaves_no_zombies(tmp_path):
