@@ -28,6 +28,7 @@ import pid_namespace
 import process_tree
 import stop_signals
 from challenge_labels import SETS
+from disk_watch import DiskWatch
 from model_messages import Answer, LoadFailed
 from model_process import ModelEnded, ModelProcess, child_environment
 from output_capture import CappedLog
@@ -51,6 +52,7 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_LOG_CAP_BYTES = 5_000_000
 DEFAULT_FAIL_FAST_IMAGES = 64
 DEFAULT_MAX_THREADS = 4096
+DEFAULT_MAX_DISK_MB = 16384
 OWN_WARNINGS = 3  # room kept in the report's warnings for the supervisor's own (leftover processes, output folder)
 EXIT_OK, EXIT_FAILED = 0, 1
 ENVIRONMENT = """environment variables (an option given on the command line wins):
@@ -66,6 +68,8 @@ ENVIRONMENT = """environment variables (an option given on the command line wins
   WBC_MAX_THREADS          most threads the submission may run at once, all its processes' together, default
                            4096 (0: no limit); checked where the supervisor is PID 1 (the platform's container,
                            a local namespace)
+  WBC_MAX_DISK_MB          most disk space the submission may take while it runs, on each filesystem it can
+                           write to, default 16384 and at most half of what was free (0: no limit)
   WBC_LOG_CAP_BYTES        size cap of submission_output.log, default 5000000"""
 
 
@@ -80,6 +84,7 @@ class Options:
     memory_limit_mb: int | None = None
     max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
     max_threads: int = DEFAULT_MAX_THREADS
+    max_disk_mb: int = DEFAULT_MAX_DISK_MB
     seed: int = 0
     log_cap_bytes: int = DEFAULT_LOG_CAP_BYTES
     phase: str | None = None
@@ -317,7 +322,9 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     env = child_environment(hidden, temp_dir / "tmp", options.seed)
     slot_bytes = max(64 * 2**20, options.batch_size * 2**20)
     load_started = time.monotonic()
-    state.model = ModelProcess(model_dir, state.log, env, slot_bytes, options.max_threads)
+    disk = DiskWatch(["/", tempfile.gettempdir(), "/dev/shm", temp_dir, model_dir, state.output.path],
+                     options.max_disk_mb) if options.max_disk_mb else None
+    state.model = ModelProcess(model_dir, state.log, env, slot_bytes, options.max_threads, disk)
     budget.check()  # expired before the process existed: the watchdog had nothing to kill
     loaded = state.model.load({"model_path": str(model_dir / "model.py"), "requirements": requirements["entries"],
                                "seed": options.seed, "memory_limit_mb": options.memory_limit_mb,
@@ -580,6 +587,7 @@ OPTION_VARIABLES = (  # option, variable, type, default
     ("memory_limit_mb", "WBC_MEMORY_LIMIT_MB", int, None),
     ("max_unpacked_mb", "WBC_MAX_UNPACKED_MB", int, DEFAULT_MAX_UNPACKED_MB),
     ("max_threads", "WBC_MAX_THREADS", int, DEFAULT_MAX_THREADS),
+    ("max_disk_mb", "WBC_MAX_DISK_MB", int, DEFAULT_MAX_DISK_MB),
     ("log_cap_bytes", "WBC_LOG_CAP_BYTES", int, DEFAULT_LOG_CAP_BYTES),
     ("budget_seconds", "WBC_TIME_BUDGET_SECONDS", float, None))
 
@@ -600,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-limit-mb", type=int, help="address-space limit of the model's process")
     parser.add_argument("--max-unpacked-mb", type=int, help="largest total size a submission zip may unpack to")
     parser.add_argument("--max-threads", type=int, help="most threads the submission may run at once (0: no limit)")
+    parser.add_argument("--max-disk-mb", type=int, help="most disk space the submission may take (0: no limit)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -634,8 +643,8 @@ def parse_args(argv: list[str] | None = None) -> Arguments:
     options = Options(**values, seed=args.seed, phase=args.phase if local else None)
     if options.batch_size < 1 or (options.workers is not None and options.workers < 1):
         parser.error("--batch-size and --workers must be at least 1")
-    if options.max_threads < 0:
-        parser.error("--max-threads must be at least 0 (0: no limit)")
+    if options.max_threads < 0 or options.max_disk_mb < 0:
+        parser.error("--max-threads and --max-disk-mb must be at least 0 (0: no limit)")
     return Arguments(input_data, output, program, Path(args.submission_option or submission), options)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import process_tree
+from disk_watch import DiskWatch
 from model_messages import (MAX_MESSAGE_BYTES, NOT_JSON, Answer, BatchDone, Fatal, Loaded, LoadFailed,
                             ProtocolError, read_message)
 from output_capture import CappedLog
@@ -136,7 +137,7 @@ class ModelProcess:
     """One model process: start, load, send batches, receive checked answers, stop (killing everything it started)."""
 
     def __init__(self, model_dir: Path, log: CappedLog, env: dict[str, str], slot_bytes: int,
-                 max_threads: int | None = None):
+                 max_threads: int | None = None, disk: DiskWatch | None = None):
         self.slots = PixelSlots(slot_bytes)
         requests_read, requests_write = os.pipe()
         answers_read, answers_write = os.pipe()
@@ -156,6 +157,7 @@ class ModelProcess:
         self._left_after_exit: int | None = None  # bytes of the answer channel still the model process's own
         self.memory_limit_mb = None  # from the load settings, for the out-of-memory reason
         self.max_threads = max_threads  # None or 0: no limit
+        self.disk = disk  # None: no limit
         self._next_watch = 0.0
         self.stopped = False
         self._send({name: (PROGRAM_DIR / f"{name}.py").read_text(encoding="utf-8") for name in CHILD_MODULES})
@@ -213,7 +215,7 @@ class ModelProcess:
         this, a crash would be reported as the time budget running out."""
         data = bytearray()
         while len(data) < size:
-            self._watch_processes()
+            self._watch()
             if self._left_after_exit is None and self.popen.poll() is not None:
                 # written before the exit, so in the pipe now; anything after is not the model's process
                 self._left_after_exit = int.from_bytes(fcntl.ioctl(self._answers, termios.FIONREAD, bytes(4)),
@@ -234,11 +236,12 @@ class ModelProcess:
                 self._left_after_exit -= len(chunk)
         return bytes(data)
 
-    def _watch_processes(self) -> None:
-        """At most every WATCH_SECONDS: collect the ended processes re-parented to the supervisor (so that a process
-        forking and exiting in a loop leaves no zombies), and where the supervisor is PID 1, stop a flood: past
-        max_threads (all its processes' threads together) every process of the submission is killed before they fill
-        the machine's pid table (the platform's container sets no limit), and ModelEnded says so."""
+    def _watch(self) -> None:
+        """At most every WATCH_SECONDS, guard what the submission shares with every job on the machine (the platform
+        sets no limit on either): collect the ended processes re-parented to the supervisor, so that a process
+        forking and exiting in a loop leaves no zombies; and stop a flood, killing every process of the submission
+        (ModelEnded says why) past max_threads, all its processes' threads together (where the supervisor is PID 1),
+        before they fill the machine's pid table, or once it has taken more disk than the DiskWatch allows."""
         now = time.monotonic()
         if now < self._next_watch:
             return
@@ -249,8 +252,12 @@ class ModelProcess:
             threads, processes = counted
             self.fatal = (f"the submission ran {threads:,} threads at once (in {processes:,} processes), more than "
                           f"the {self.max_threads:,} allowed (WBC_MAX_THREADS); all of them were killed")
-            self.kill()
-            raise ModelEnded(self.fatal)
+        elif self.disk and (overuse := self.disk.overuse()):
+            self.fatal = f"{overuse}; every process of the submission was killed"
+        else:
+            return
+        self.kill()
+        raise ModelEnded(self.fatal)
 
     def _fatal_reason(self, text: str) -> str:
         """The reason for the runner's last message, worded here: what the process sent stays in its own words."""
@@ -306,6 +313,8 @@ class ModelProcess:
         except (OSError, subprocess.TimeoutExpired):
             pass
         leftovers = self.kill()
+        if self.disk:
+            self.disk.close()
         self._requests.close()
         os.close(self._answers)
         self.slots.close()

@@ -578,6 +578,31 @@ class Model:
     assert seconds < 30  # not the minute its threads sleep
 
 
+@pytest.mark.parametrize("fill", ["write", "preallocate"])
+def test_a_model_filling_the_disk_is_stopped_by_name(tmp_path, fill):
+    """The platform gives a submission the machine's own disk with no quota: past --max-disk-mb taken on a filesystem
+    it can write to, written or preallocated (posix_fallocate: no byte written), its processes are killed."""
+    make = {"write": "for _ in range(300):\n                handle.write(bytes(2**20))\n                handle.flush()",
+            "preallocate": "os.posix_fallocate(handle.fileno(), 0, 300 * 2**20)"}[fill]
+    model = f"""
+import os, tempfile, time
+class Model:
+    def load(self):
+        with open(os.path.join(tempfile.gettempdir(), "filler"), "wb") as handle:
+            {make}
+            os.fsync(handle.fileno())
+            time.sleep(60)
+    def predict(self, image):
+        return "SNE"
+"""
+    started = time.monotonic()
+    done, report, _ = ingest(tmp_path, make_submission(tmp_path / "sub", model), None, "--max-disk-mb", "100")
+    failed_by_name(done, report, "the free space of the filesystem holding ")
+    assert ("MB while the submission ran, more than the 100 MB allowed (WBC_MAX_DISK_MB, and at most half of what was "
+            "free); every process of the submission was killed while loading the submission") in report["reason"]
+    assert time.monotonic() - started < 30  # not the minute it sleeps
+
+
 def test_a_process_forking_and_exiting_in_a_loop_leaves_no_zombies(tmp_path):
     """Each exited fork is re-parented to the supervisor, which collects it as the run goes: left as zombies until
     the end, a longer loop would fill the machine's pid table (32,768 on many) in seconds."""
