@@ -1,7 +1,7 @@
 """Watches the free space of the filesystems a submission can write to while it runs.
 
-On the platform the model writes to the worker machine's own disk (the container's writable layer, /tmp; /dev/shm is
-memory) with no quota, so a model that writes or preallocates without end fills the disk of every job on that
+On the platform the model writes to the worker machine's own disk (the container's writable layer, /tmp, its own
+folder) with no quota, so a model that writes or preallocates without end fills the disk of every job on that
 machine. Free space is the measure (fstatvfs: one call per filesystem, no walk of what was written): preallocated
 files count, sparse ones, which take no space, do not. Each filesystem is held by a descriptor opened at the start,
 so a path the model replaces by a link cannot redirect the measure.

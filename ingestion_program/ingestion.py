@@ -322,7 +322,8 @@ def start_model(state: Run, model_dir: Path, requirements: dict, temp_dir: Path,
     env = child_environment(hidden, temp_dir / "tmp", options.seed)
     slot_bytes = max(64 * 2**20, options.batch_size * 2**20)
     load_started = time.monotonic()
-    disk = DiskWatch(["/", tempfile.gettempdir(), "/dev/shm", temp_dir, model_dir, state.output.path],
+    # /dev/shm is left out: memory, which the container caps at 64 MiB (where half of it would be too little)
+    disk = DiskWatch(["/", tempfile.gettempdir(), temp_dir, model_dir, state.output.path],
                      options.max_disk_mb) if options.max_disk_mb else None
     state.model = ModelProcess(model_dir, state.log, env, slot_bytes, options.max_threads, disk)
     budget.check()  # expired before the process existed: the watchdog had nothing to kill
