@@ -12,10 +12,19 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 FREEZE_SECONDS = 5.0  # a process in uninterruptible sleep stops only when it wakes: past this it is killed as it is
 STOPPED_STATES = ("T", "t", "Z", "X")  # stopped, traced, zombie, dead: none of them can start a process
+
+
+class ProcessState(NamedTuple):
+    """What /proc/<pid>/stat says of a process that the sweeps and the watch need."""
+    parent: int
+    state: str  # the state letter (R, S, D, T, Z, ...)
+    group: int  # process group
+    threads: int  # a zombie: 1
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -59,15 +68,8 @@ def namespace_threads(exclude: frozenset[int]) -> tuple[int, int] | None:
     each process, holds an id of the machine's one pid table."""
     if os.getpid() != 1:
         return None
-    threads = processes = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in exclude and entry != "1":
-            try:
-                threads += int(stat_fields(int(entry))[17])  # num_threads (a zombie: 1)
-            except (OSError, IndexError, ValueError):  # ended meanwhile
-                continue
-            processes += 1
-    return threads, processes
+    counted = [process.threads for pid, process in process_states().items() if pid != 1 and pid not in exclude]
+    return sum(counted), len(counted)
 
 
 def stat_fields(pid: int) -> list[str]:
@@ -86,23 +88,23 @@ def kill_group(process_group: int) -> None:
         pass
 
 
-def process_states() -> dict[int, tuple[int, str, int]]:
-    """{pid: (parent pid, state letter, process group)} of every process in /proc (empty where /proc is absent)."""
+def process_states() -> dict[int, ProcessState]:
+    """{pid: ProcessState} of every process in /proc (empty where /proc is absent)."""
     states = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat_fields(int(stat.parent.name))
         except (OSError, IndexError):  # the process ended meanwhile
             continue
-        states[int(stat.parent.name)] = (int(fields[1]), fields[0], int(fields[2]))
+        states[int(stat.parent.name)] = ProcessState(int(fields[1]), fields[0], int(fields[2]), int(fields[17]))
     return states
 
 
-def descendants(root: int, states: dict[int, tuple[int, str, int]] | None = None) -> list[int]:
+def descendants(root: int, states: dict[int, ProcessState] | None = None) -> list[int]:
     """Process ids below `root` in the process tree."""
     children: dict[int, list[int]] = {}
-    for pid, (parent, *_) in (process_states() if states is None else states).items():
-        children.setdefault(parent, []).append(pid)
+    for pid, process in (process_states() if states is None else states).items():
+        children.setdefault(process.parent, []).append(pid)
     found, queue = [], list(children.get(root, []))
     while queue:
         pid = queue.pop()
@@ -111,7 +113,7 @@ def descendants(root: int, states: dict[int, tuple[int, str, int]] | None = None
     return found
 
 
-def freeze_and_kill(find: Callable[[dict[int, tuple[int, str, int]]], list[int]],
+def freeze_and_kill(find: Callable[[dict[int, ProcessState]], list[int]],
                     unreaped: frozenset[int] = frozenset()) -> set[int]:
     """Stop every process find(process_states()) names until a scan finds none of them still running, then SIGKILL
     them all and reap the ones that are this process's children (but `unreaped`: a child whose exit status its Popen
@@ -125,10 +127,10 @@ def freeze_and_kill(find: Callable[[dict[int, tuple[int, str, int]]], list[int]]
     while True:
         states = process_states()
         found = [pid for pid in find(states) if pid in states]
-        running = [pid for pid in found if states[pid][1] not in STOPPED_STATES]
-        zombies.update(pid for pid in found if states[pid][1] in ("Z", "X"))
+        running = [pid for pid in found if states[pid].state not in STOPPED_STATES]
+        zombies.update(pid for pid in found if states[pid].state in ("Z", "X"))
         frozen.update(pid for pid in found if pid not in zombies)
-        groups.update(states[pid][2] for pid in found if states[pid][2] > 0 and states[pid][2] != os.getpgrp())
+        groups.update(states[pid].group for pid in found if states[pid].group > 0 and states[pid].group != os.getpgrp())
         if not running or time.monotonic() > deadline:
             break
         for pid in running:
@@ -163,7 +165,7 @@ def kill_descendants(spare: frozenset[int] = frozenset(), unreaped: frozenset[in
     found = {pid for pid in descendants(1, states) if pid not in spare}
     _signal(-1, signal.SIGKILL)
     _reap(set(process_states()) - {1} - unreaped)  # all the others, those forked since the listing too: all dying
-    return {pid for pid in found if states[pid][1] not in ("Z", "X")}
+    return {pid for pid in found if states[pid].state not in ("Z", "X")}
 
 
 def _signal(pid: int, number: int) -> None:
