@@ -141,7 +141,7 @@ class OutputFolder:
         """(descriptor, what it held before the run) of each folder the outputs go to: the folder at the path, then
         the held folder when it is elsewhere and still exists."""
         at_path = self._open_path()
-        if self._held is None or _same_file(at_path, self._held):
+        if self._held is None or os.path.samestat(os.fstat(at_path), os.fstat(self._held)):
             return [(at_path, self.before)]
         if os.fstat(self._held).st_nlink == 0:  # deleted: the folder at the path is the submission's own
             self.replaced = True
@@ -173,12 +173,6 @@ def _foreign_entries(folder: int, before: dict[str, str]) -> dict[str, str]:
 def _removal_order(path: str) -> tuple:
     """The report first, then the other outputs, then the rest: what blocks an output goes before the time runs out."""
     return (path != RUN_REPORT, path not in OUTPUT_NAMES)
-
-
-def _same_file(fd: int, other: int) -> bool:
-    """Whether two descriptors are open on the same file."""
-    first, second = os.fstat(fd), os.fstat(other)
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _unlink_quietly(folder: int, name: str) -> None:
